@@ -1,0 +1,46 @@
+"""Load a run manifest (the same YAML `kubectl apply` takes) from a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framesift.api.errors import ManifestError, validate_or_raise
+from framesift.api.models import KIND, ActiveLearningRun
+
+
+def parse_run(document: Any, source: str) -> ActiveLearningRun:
+    if not isinstance(document, dict):
+        raise ManifestError(source, ["(top level): expected a mapping with apiVersion, kind, metadata, spec"])
+    run: ActiveLearningRun = validate_or_raise(ActiveLearningRun, document, source)
+    return run
+
+
+def load_run(path: str | Path) -> ActiveLearningRun:
+    """Read the one ActiveLearningRun in a YAML file (other documents are ignored)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ManifestError(source, [f"cannot read the file: {err.strerror}"]) from None
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as err:
+        raise ManifestError(source, [f"not valid YAML: {err}"]) from None
+    runs = [d for d in documents if isinstance(d, dict) and d.get("kind") == KIND]
+    if len(runs) > 1:
+        raise ManifestError(source, [f"holds {len(runs)} {KIND} documents; give one per file"])
+    if not runs:
+        if len(documents) == 1:
+            return parse_run(documents[0], source)  # reports what is wrong with its kind
+        raise ManifestError(source, [f"holds no document of kind {KIND}"])
+    return parse_run(runs[0], source)
+
+
+def run_to_document(run: ActiveLearningRun) -> dict[str, Any]:
+    """The manifest as YAML-ready data (camelCase; the selection block stays snake_case)."""
+    doc: dict[str, Any] = run.model_dump(by_alias=True, exclude_none=True, mode="json")
+    doc.pop("status", None)
+    return doc

@@ -1,0 +1,317 @@
+"""The ActiveLearningRun resource (framesift.dev/v1alpha1): the one definition of the API.
+
+`framesift run` validates a manifest file with these models, the operator validates the custom
+resource with them, and `framesift crd` generates the CRD schema from them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from framesift.api.selection_config import SelectionConfig
+
+GROUP = "framesift.dev"
+VERSION = "v1alpha1"
+KIND = "ActiveLearningRun"
+PLURAL = "activelearningruns"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".hevc", ".mpg", ".mpeg", ".avi", ".mov", ".webm")
+METADATA_VALUE_TYPES = (
+    "NUMERIC_INT",
+    "NUMERIC_FLOAT",
+    "CATEGORICAL_STRING",
+    "CATEGORICAL_INT",
+    "CATEGORICAL_BOOLEAN",
+    "CATEGORICAL_DATETIME",
+    "CATEGORICAL_TIMESTAMP",
+    "OTHER_STRING",
+)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_TASK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class ApiModel(BaseModel):
+    """camelCase in YAML, snake_case in Python; unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class SecretRef(ApiModel):
+    """A Secret in the run's namespace; its keys become environment variables in the pods
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...). Local runs use the environment instead."""
+
+    secret_name: str = Field(min_length=1, max_length=253)
+
+
+class SecretKeyRef(ApiModel):
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(default="token", min_length=1)
+
+
+class Location(ApiModel):
+    uri: str = Field(min_length=1, description="s3://bucket/prefix/, file:///abs/path/ or a local path")
+    credentials: SecretRef | None = None
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint, e.g. http://minio:9000")
+    region: str | None = None
+    path_style: bool = Field(default=False, description="path-style S3 addressing (most S3-compatible servers)")
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        if "://" in uri and not uri.startswith(("s3://", "file://")):
+            raise ValueError(f"unsupported URI scheme in {uri!r}: use s3://bucket/prefix/, file:///path/ or a path")
+        if uri.startswith("s3://") and len(uri) <= len("s3://"):
+            raise ValueError("an s3:// URI needs a bucket: s3://bucket/prefix/")
+        return uri
+
+
+class InputSpec(Location):
+    include: list[str] = Field(default_factory=lambda: ["*"], description="globs on the path below uri")
+    exclude: list[str] = Field(default_factory=list)
+    relevant_filenames: list[str] | None = Field(
+        default=None, description="only these videos (paths below uri), like LightlyOne's relevant_filenames"
+    )
+
+
+class OutputSpec(Location):
+    frame_format: Literal["png"] = "png"
+
+
+class ModelSpec(ApiModel):
+    weights: str = Field(min_length=1, description="a .pt path, an s3:// URI, an Ultralytics name, or a .yaml config")
+    task: str = Field(default="yolov8_detection", min_length=1, max_length=100)
+    conf: float = Field(default=0.1, ge=0, le=1)
+    iou: float = Field(default=0.7, ge=0, le=1)
+    imgsz: int = Field(default=640, ge=32, le=4096)
+    batch: int = Field(default=16, ge=1, le=1024)
+    device: str = Field(default="", description="'' picks a GPU when there is one, else cpu; or cpu, 0, cuda:0")
+    classes: dict[str, int] | None = Field(
+        default=None, description="class name → model class id to keep; others are dropped (default: all)"
+    )
+    frame_stride: int = Field(default=1, ge=1, description="1 = every frame")
+    max_det: int = Field(default=300, ge=1, le=10000)
+
+    @field_validator("task")
+    @classmethod
+    def _task_is_a_path_segment(cls, task: str) -> str:
+        if not _TASK_NAME.match(task):
+            raise ValueError("task names a folder: use letters, digits, '_', '-', '.'")
+        return task
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_ids(cls, classes: dict[str, int] | None) -> dict[str, int] | None:
+        if classes is None:
+            return None
+        if not classes:
+            raise ValueError("classes must name at least one class, or be left out to keep all")
+        ids = list(classes.values())
+        if any(i < 0 for i in ids):
+            raise ValueError("class ids must be ≥ 0")
+        if len(set(ids)) != len(ids):
+            raise ValueError("class ids must be unique")
+        return classes
+
+
+class MetadataField(ApiModel):
+    name: str = Field(min_length=1)
+    value_data_type: Literal[METADATA_VALUE_TYPES] = "CATEGORICAL_STRING"  # type: ignore[valid-type]
+    default_value: Any = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.split(".")[0] == "lightly":
+            raise ValueError("the top-level metadata key 'lightly' is reserved")
+        if name == "video_name":
+            raise ValueError("video_name is always written (from the file stem); do not declare it")
+        return name
+
+
+class MetadataSpec(ApiModel):
+    fields: list[MetadataField] = Field(default_factory=list)
+    values: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="video path (below input uri) → {field: value}"
+    )
+    sidecar: bool = Field(default=False, description="read <video path>.json next to each video")
+
+    @model_validator(mode="after")
+    def _values_use_declared_fields(self) -> MetadataSpec:
+        declared = {f.name for f in self.fields}
+        for video, values in self.values.items():
+            unknown = set(values) - declared
+            if unknown:
+                raise ValueError(
+                    f"values[{video!r}] uses undeclared field(s) {sorted(unknown)}: declare them under fields"
+                )
+        return self
+
+
+class QualitySpec(ApiModel):
+    corruption_threshold: float = Field(default=0.1, ge=0, le=1)
+
+
+class LightlyDatasource(ApiModel):
+    role_arn: str | None = None
+    external_id: str | None = None
+    region: str | None = None
+
+
+class SelectorSpec(ApiModel):
+    engine: Literal["builtin", "lightlyone"] = "builtin"
+    token: SecretKeyRef | None = None
+    worker_image: str | None = None
+    dataset_name: str | None = None
+    datasource: LightlyDatasource | None = None
+
+    @model_validator(mode="after")
+    def _lightlyone_needs_token(self) -> SelectorSpec:
+        if self.engine == "lightlyone" and self.token is None:
+            raise ValueError("engine lightlyone needs token: {name: <Secret>, key: token}")
+        return self
+
+
+class ExportSpec(ApiModel):
+    tag: str = Field(default="initial-tag", min_length=1, max_length=200)
+    formats: list[Literal["lightly", "labelstudio", "coco"]] = Field(
+        default_factory=lambda: ["lightly", "labelstudio", "coco"]
+    )
+    url_expiry: str = Field(default="7d", description="presigned URL lifetime: <n>s|m|h|d, at most 7d")
+
+    @field_validator("url_expiry")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError("use a duration like 3600s, 90m, 24h or 7d")
+        if duration_seconds(value) > 7 * 86400:
+            raise ValueError("S3 presigned URLs live at most 7d")
+        return value
+
+    @property
+    def url_expiry_seconds(self) -> int:
+        return duration_seconds(self.url_expiry)
+
+
+def duration_seconds(value: str) -> int:
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r}")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+class Toleration(ApiModel):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class StageResources(ApiModel):
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+    gpus: int | None = Field(default=None, ge=0, description="nvidia.com/gpu per pod (inference default 1)")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    priority_class_name: str | None = None
+    parallelism: int | None = Field(default=None, ge=1)
+    backoff_limit_per_index: int | None = Field(default=None, ge=0)
+    active_deadline_seconds: int | None = Field(default=None, ge=1)
+
+
+class ResourcesSpec(ApiModel):
+    queue_name: str | None = Field(default=None, description="Kueue LocalQueue; Jobs are created suspended")
+    infer: StageResources = Field(default_factory=StageResources)
+    convert: StageResources = Field(default_factory=StageResources)
+    select: StageResources = Field(default_factory=StageResources)
+    export: StageResources = Field(default_factory=StageResources)
+
+
+class RunSpec(ApiModel):
+    input: InputSpec
+    output: OutputSpec
+    model: ModelSpec
+    metadata: MetadataSpec = Field(default_factory=MetadataSpec)
+    quality: QualitySpec = Field(default_factory=QualitySpec)
+    selection: SelectionConfig | None = None
+    selector: SelectorSpec = Field(default_factory=SelectorSpec)
+    export: ExportSpec = Field(default_factory=ExportSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    image: str | None = Field(default=None, description="framesift image for this run's Jobs (else the operator's)")
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata framesift reads; the API server adds more, which is kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1, max_length=63)
+    namespace: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, name: str) -> str:
+        if not _DNS_LABEL.match(name):
+            raise ValueError("must be a DNS label: lowercase letters, digits and '-', starting and ending alphanumeric")
+        return name
+
+
+class ActiveLearningRun(ApiModel):
+    api_version: Literal["framesift.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["ActiveLearningRun"]
+    metadata: ObjectMeta
+    spec: RunSpec
+    status: dict[str, Any] | None = None
+
+
+# ----- status (written by the operator; schema generated into the CRD) ----------------------
+
+
+class Condition(ApiModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class FailedVideo(ApiModel):
+    name: str
+    reason: str = ""
+
+
+class VideoCounts(ApiModel):
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    failed_videos: list[FailedVideo] = Field(default_factory=list)
+
+
+class FrameCounts(ApiModel):
+    total: int = 0
+    corrupt: int = 0
+
+
+PHASES = ("Pending", "Inferring", "Converting", "Selecting", "Exporting", "Succeeded", "Failed")
+
+
+class RunStatus(ApiModel):
+    phase: Literal[PHASES] = "Pending"  # type: ignore[valid-type]
+    conditions: list[Condition] = Field(default_factory=list)
+    videos: VideoCounts = Field(default_factory=VideoCounts)
+    frames: FrameCounts = Field(default_factory=FrameCounts)
+    selected: int | None = None
+    per_video_selected: dict[str, int] = Field(default_factory=dict)
+    report_uri: str | None = None
+    export_uri: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    observed_generation: int | None = None
+    message: str | None = None

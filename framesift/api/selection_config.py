@@ -1,0 +1,175 @@
+"""LightlyOne's `selection_config`, verbatim (snake_case keys), as pydantic models.
+
+The same document works for framesift's builtin engine and for a LightlyOne Worker, so the
+keys, input types and strategy types are LightlyOne's own. Allowed input/strategy pairs follow
+SELECTION.md §2; checks that need the data (is a METADATA key numeric or categorical, does a
+BALANCE target name a class present) happen in the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----- inputs -----------------------------------------------------------------------------
+
+
+class EmbeddingsInput(_Strict):
+    type: Literal["EMBEDDINGS"]
+    dataset_id: str | None = None
+    tag_name: str | None = None
+    # framesift extension: frame names (or URIs ending in a frame name) to be similar to.
+    query: list[str] | None = None
+
+
+class ScoresInput(_Strict):
+    type: Literal["SCORES"]
+    task: str = Field(min_length=1)
+    score: str = Field(min_length=1)
+
+
+class PredictionsInput(_Strict):
+    type: Literal["PREDICTIONS"]
+    task: str = Field(min_length=1)
+    name: Literal["CLASS_DISTRIBUTION", "CATEGORY_COUNT"]
+    categories: list[str] | None = None
+
+
+class MetadataInput(_Strict):
+    type: Literal["METADATA"]
+    key: str = Field(min_length=1)
+
+
+class RandomInput(_Strict):
+    type: Literal["RANDOM"]
+    random_seed: int = 0
+
+
+SelectionInput = Annotated[
+    EmbeddingsInput | ScoresInput | PredictionsInput | MetadataInput | RandomInput,
+    Field(discriminator="type"),
+]
+
+
+# ----- strategies ---------------------------------------------------------------------------
+
+
+class DiversityStrategy(_Strict):
+    type: Literal["DIVERSITY"]
+    strength: float = 1.0
+    stopping_condition_minimum_distance: float | None = Field(default=None, ge=0)
+
+
+class SimilarityStrategy(_Strict):
+    type: Literal["SIMILARITY"]
+    strength: float = 1.0
+
+
+class TypicalityStrategy(_Strict):
+    type: Literal["TYPICALITY"]
+    strength: float = 1.0
+    num_nearest_neighbors: int = Field(default=20, ge=2)
+    stopping_condition_minimum_typicality: float | None = Field(default=None, ge=0)
+
+
+class WeightsStrategy(_Strict):
+    type: Literal["WEIGHTS"]
+    strength: float = 1.0
+    stopping_condition_max_sum: float | None = None
+
+
+class ThresholdStrategy(_Strict):
+    type: Literal["THRESHOLD"]
+    threshold: float
+    operation: Literal["BIGGER", "BIGGER_EQUAL", "SMALLER", "SMALLER_EQUAL"]
+
+
+class BalanceStrategy(_Strict):
+    type: Literal["BALANCE"]
+    strength: float = 1.0
+    target: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
+    distribution: Literal["TARGET", "UNIFORM", "INPUT"] | None = None
+
+    @model_validator(mode="after")
+    def _target_matches_distribution(self) -> BalanceStrategy:
+        distribution = self.distribution or ("TARGET" if self.target is not None else None)
+        if distribution is None:
+            raise ValueError("give a `target` {class: fraction} or a `distribution` (UNIFORM or INPUT)")
+        if distribution == "TARGET" and not self.target:
+            raise ValueError("distribution TARGET needs a non-empty `target` {class: fraction}")
+        if self.target is not None and sum(self.target.values()) > 1.0 + 1e-6:
+            raise ValueError(f"`target` fractions sum to {sum(self.target.values()):.3f}; they must sum to ≤ 1")
+        return self
+
+    @property
+    def effective_distribution(self) -> str:
+        return self.distribution or "TARGET"
+
+
+SelectionStrategy = Annotated[
+    DiversityStrategy | SimilarityStrategy | TypicalityStrategy | WeightsStrategy | ThresholdStrategy | BalanceStrategy,
+    Field(discriminator="type"),
+]
+
+ALLOWED_STRATEGIES: dict[str, frozenset[str]] = {
+    "EMBEDDINGS": frozenset({"DIVERSITY", "SIMILARITY", "TYPICALITY"}),
+    "SCORES": frozenset({"WEIGHTS", "THRESHOLD"}),
+    "RANDOM": frozenset({"WEIGHTS", "THRESHOLD"}),
+    "PREDICTIONS/CATEGORY_COUNT": frozenset({"WEIGHTS", "THRESHOLD"}),
+    "PREDICTIONS/CLASS_DISTRIBUTION": frozenset({"BALANCE"}),
+    # numeric METADATA takes WEIGHTS/THRESHOLD, categorical takes BALANCE: checked against the data
+    "METADATA": frozenset({"WEIGHTS", "THRESHOLD", "BALANCE"}),
+}
+
+
+def input_kind(selection_input: BaseModel) -> str:
+    """The key of ALLOWED_STRATEGIES for an input."""
+    if isinstance(selection_input, PredictionsInput):
+        return f"PREDICTIONS/{selection_input.name}"
+    return selection_input.type  # type: ignore[attr-defined, no-any-return]
+
+
+class StrategyEntry(_Strict):
+    input: SelectionInput
+    strategy: SelectionStrategy
+
+    @model_validator(mode="after")
+    def _allowed_pair(self) -> StrategyEntry:
+        kind = input_kind(self.input)
+        allowed = ALLOWED_STRATEGIES[kind]
+        if self.strategy.type not in allowed:
+            raise ValueError(
+                f"strategy {self.strategy.type} cannot use input {kind}; "
+                f"allowed with {kind}: {', '.join(sorted(allowed))}"
+            )
+        if (
+            isinstance(self.input, EmbeddingsInput)
+            and isinstance(self.strategy, SimilarityStrategy)
+            and not (self.input.query or self.input.tag_name)
+        ):
+            raise ValueError("SIMILARITY needs the query frames: set input.query (frame names) or input.tag_name")
+        return self
+
+
+class SelectionConfig(_Strict):
+    n_samples: int | None = Field(default=None, ge=1)
+    proportion_samples: float | None = Field(default=None, gt=0, le=1)
+    strategies: list[StrategyEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_size(self) -> SelectionConfig:
+        if (self.n_samples is None) == (self.proportion_samples is None):
+            raise ValueError("give exactly one of n_samples (a count ≥ 1) or proportion_samples (0 < p ≤ 1)")
+        return self
+
+    def target_count(self, candidates_passing_quality: int) -> int:
+        if self.n_samples is not None:
+            return self.n_samples
+        assert self.proportion_samples is not None
+        return max(1, round(self.proportion_samples * candidates_passing_quality))

@@ -1,0 +1,146 @@
+"""`framesift`: one command, one subcommand per job.
+
+Exit codes: 0 done, 1 failure, 2 bad manifest/config/arguments, 3 bad input (a video that
+cannot be decoded: the inference Job's podFailurePolicy fails that index at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("botocore", "urllib3", "s3transfer", "PIL", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    return not args.no_progress
+
+
+# ----- commands ------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from framesift.jobs.context import load_context
+    from framesift.jobs.pipeline import render_summary, run_local
+    from framesift.jobs.stages import later_stages
+
+    ctx = load_context(args.run)
+    summary = run_local(ctx, _progress_enabled(args), later_stages(ctx))
+    print(render_summary(ctx, summary))
+    return 0
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from framesift.jobs import stages
+
+    return stages.run_job(args.stage, args.run, args.index, args.video_list, _progress_enabled(args))
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    from framesift.api.crd import crd_yaml
+
+    text = crd_yaml()
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from framesift.jobs import bench
+
+    return bench.main(args)
+
+
+# ----- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="framesift", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a manifest end to end on this machine (no cluster)")
+    run.add_argument("run", help="ActiveLearningRun YAML")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+
+    job = sub.add_parser("job", help="one pipeline stage, as a Kubernetes Job runs it")
+    job.add_argument("stage", choices=["infer", "convert", "select", "export"])
+    job.add_argument("--run", required=True, help="ActiveLearningRun YAML (mounted from the run's ConfigMap)")
+    job.add_argument(
+        "--index",
+        type=int,
+        default=None,
+        help="infer: the video's index (default $JOB_COMPLETION_INDEX; all videos when unset)",
+    )
+    job.add_argument("--video-list", default=os.environ.get("FRAMESIFT_VIDEO_LIST"), help="resolved video list JSON")
+    job.add_argument("--no-progress", action="store_true")
+    job.set_defaults(func=cmd_job)
+
+    crd = sub.add_parser("crd", help="write the CRD generated from the API models")
+    crd.add_argument("--out", default="crds/framesift.dev_activelearningruns.yaml", help="file, or - for stdout")
+    crd.set_defaults(func=cmd_crd)
+
+    bench = sub.add_parser("bench", help="benchmarks (ratios against a baseline measured in the same run)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    bench_infer = bench_sub.add_parser("infer", help="seed tutorial's way vs framesift infer+convert")
+    bench_infer.add_argument("--videos", nargs="+", default=None, help="video files (default: the shared clips)")
+    bench_infer.add_argument("--weights", default="yolov8n.yaml")
+    bench_infer.add_argument("--imgsz", type=int, default=640)
+    bench_infer.add_argument("--batch", type=int, default=16)
+    bench_infer.add_argument("--max-frames", type=int, default=None, help="cut each video to this many frames")
+    bench_infer.add_argument("--out", default=None, help="append a markdown row to this file")
+    bench.set_defaults(func=cmd_bench)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    sys.exit(dispatch(args.func, args))
+
+
+def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    from framesift.api.errors import ManifestError
+    from framesift.jobs.collect import StageOrderError
+    from framesift.jobs.context import InputError
+    from framesift.jobs.model import ModelError
+    from framesift.jobs.storage import StorageError
+
+    try:
+        return func(args)
+    except ManifestError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (InputError, ModelError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StorageError, StageOrderError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("interrupted: finished videos are kept; run again to continue", file=sys.stderr)
+        return 130

@@ -1,0 +1,71 @@
+"""What every stage needs about a run: the validated manifest, its storages, its video list."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from framesift.api.manifest import load_run
+from framesift.api.models import ActiveLearningRun
+from framesift.jobs.storage import ObjectInfo, Storage, join_key, open_storage
+from framesift.jobs.video import list_videos
+
+# The operator passes the resolved video list (a ConfigMap) so every pod of the inference Job
+# agrees on what index N means even if the bucket changes meanwhile.
+VIDEO_LIST_ENV = "FRAMESIFT_VIDEO_LIST"
+
+
+class InputError(RuntimeError):
+    """Bad input the user must fix (no videos, unreadable input): not a framesift failure."""
+
+
+@dataclass
+class RunContext:
+    run: ActiveLearningRun
+    base_dir: Path
+    video_list_file: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.run.metadata.name
+
+    @functools.cached_property
+    def input(self) -> Storage:
+        return open_storage(self.run.spec.input, self.base_dir)
+
+    @functools.cached_property
+    def output(self) -> Storage:
+        return open_storage(self.run.spec.output, self.base_dir)
+
+    @functools.cached_property
+    def videos(self) -> list[ObjectInfo]:
+        if self.video_list_file is not None:
+            entries = json.loads(self.video_list_file.read_text())
+            return [ObjectInfo(e["key"], e["size"], e.get("etag"), e.get("mtime")) for e in entries]
+        videos = list_videos(self.input, self.run.spec.input)
+        if not videos:
+            spec = self.run.spec.input
+            raise InputError(
+                f"spec.input: no videos under {self.input.uri} match include={spec.include} "
+                f"exclude={spec.exclude} (video files end in .mp4 .m4v .hevc .mpg .mpeg .avi .mov .webm)"
+            )
+        return videos
+
+    def run_key(self, *parts: str) -> str:
+        """A key under the run's own results folder in the output."""
+        return join_key(".framesift", "runs", self.name, *parts)
+
+    def person_key(self, *parts: str) -> str:
+        """A key under runs/<run-name>/: what a person opens."""
+        return join_key("runs", self.name, *parts)
+
+
+def video_list_document(videos: list[ObjectInfo]) -> list[dict[str, object]]:
+    return [{"key": v.key, "size": v.size, "etag": v.etag, "mtime": v.mtime} for v in videos]
+
+
+def load_context(run_file: str | Path, video_list_file: str | Path | None = None) -> RunContext:
+    path = Path(run_file)
+    return RunContext(load_run(path), path.resolve().parent, Path(video_list_file) if video_list_file else None)

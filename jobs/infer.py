@@ -1,0 +1,290 @@
+"""Stage 1, per video: decode → quality + YOLO boxes + embedding (one pass) → columnar results.
+
+Decoding runs in its own thread and feeds the model through a bounded queue, so the decoder
+works while the network runs and memory holds at most a few batches of frames. Results stream
+into Parquet row groups on local disk, then publish to the output with the marker last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from framesift import __version__
+from framesift.jobs import results
+from framesift.jobs.context import RunContext
+from framesift.jobs.model import LoadedModel, OnePassDetector, load_model, weights_fingerprint
+from framesift.jobs.quality import frame_quality
+from framesift.jobs.storage import ObjectInfo, cache_dir
+from framesift.jobs.video import DecodedFrame, DecodeLog, VideoError, decode, probe
+
+log = logging.getLogger(__name__)
+
+EXIT_BAD_INPUT = 3  # the inference Job's podFailurePolicy fails the index at once on this code
+ROW_GROUP = 1024
+
+
+@dataclass
+class VideoOutcome:
+    video: str
+    status: str  # "ok" | "cached" | "failed"
+    reason: str = ""
+    frames: int = 0
+    inferred: int = 0
+    corrupt: int = 0
+    seconds: float = 0.0
+    cache_key: str = ""
+    decode_errors: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.inferred / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Item:
+    frame: DecodedFrame
+    quality: tuple[float, float, float]
+    pixel_hash: str
+
+
+_END = object()
+
+
+def _producer(path: Path, stride: int, out: queue.Queue[Any], dlog: DecodeLog, stop: threading.Event) -> None:
+    try:
+        for frame in decode(path, stride, dlog):
+            q = frame_quality(frame.image)
+            digest = hashlib.blake2b(frame.image.tobytes(), digest_size=16).hexdigest()
+            while not stop.is_set():
+                try:
+                    out.put(_Item(frame, (q.uniform_row_ratio, q.sharpness, q.brightness), digest), timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        out.put(_END)
+    except BaseException as err:  # hand every failure to the consumer, which re-raises it
+        out.put(err)
+
+
+class ModelHolder:
+    """Loads the model on first use, so a run whose videos are all cached never loads it."""
+
+    def __init__(self, ctx: RunContext):
+        self.spec = ctx.run.spec.model
+        self._model: LoadedModel | None = None
+        self._detector: OnePassDetector | None = None
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = self._model.fingerprint if self._model else weights_fingerprint(self.spec)
+        return self._fingerprint
+
+    @property
+    def detector(self) -> OnePassDetector:
+        if self._detector is None:
+            self._model = load_model(self.spec)
+            self._detector = OnePassDetector(self._model, self.spec)
+        return self._detector
+
+    def categories(self) -> dict[int, str]:
+        if self.spec.classes:
+            return {cid: name for name, cid in sorted(self.spec.classes.items(), key=lambda kv: kv[1])}
+        names = self.detector.model.names
+        return {i: names[i] for i in sorted(names)}
+
+
+def _fetch(ctx: RunContext, video: ObjectInfo) -> tuple[Path, bool]:
+    local = ctx.input.local_path(video.key)
+    if local is not None:
+        return local, False
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix="video-")) / Path(video.key).name
+    ctx.input.download(video.key, tmp)
+    return tmp, True
+
+
+ProgressFactory = Callable[[str, int | None], Any]
+
+
+def _run_model(
+    path: Path,
+    holder: ModelHolder,
+    stride: int,
+    frames_writer_path: Path,
+    dets_writer_path: Path,
+    dlog: DecodeLog,
+    progress: Any,
+) -> tuple[int, int]:
+    """Decode + infer one video into two local Parquet files. Returns (inferred frames, embedding dim)."""
+    detector = holder.detector
+    batch_size = holder.spec.batch
+    items: queue.Queue[Any] = queue.Queue(maxsize=2 * batch_size)
+    stop = threading.Event()
+    thread = threading.Thread(target=_producer, args=(path, stride, items, dlog, stop), daemon=True)
+    thread.start()
+    frames_writer: pq.ParquetWriter | None = None
+    dets_writer: pq.ParquetWriter | None = None
+    rows: list[tuple[_Item, np.ndarray]] = []
+    det_rows: list[tuple[int, Any]] = []
+    inferred, dim = 0, 0
+
+    def flush() -> None:
+        nonlocal frames_writer, dets_writer
+        if rows:
+            table = results.frames_table(
+                np.array([r[0].frame.index for r in rows], np.int32),
+                np.array([r[0].frame.pts if r[0].frame.pts is not None else -1 for r in rows], np.int64),
+                np.array([r[0].frame.time_s for r in rows], np.float64),
+                np.array([r[0].quality for r in rows], np.float32),
+                [r[0].pixel_hash for r in rows],
+                np.stack([r[1] for r in rows]),
+            )
+            frames_writer = frames_writer or pq.ParquetWriter(frames_writer_path, table.schema, compression="zstd")
+            frames_writer.write_table(table)
+            rows.clear()
+        probs: list[np.ndarray | None] = []
+        for _, d in det_rows:
+            probs.extend(list(d.probabilities) if d.probabilities is not None else [None] * len(d.scores))
+        table = results.detections_table(
+            np.array([i for i, d in det_rows for _ in d.scores], np.int32),
+            np.concatenate([d.class_ids for _, d in det_rows]) if det_rows else np.zeros(0, np.int32),
+            np.concatenate([d.boxes_xywh for _, d in det_rows]) if det_rows else np.zeros((0, 4), np.float32),
+            np.concatenate([d.scores for _, d in det_rows]) if det_rows else np.zeros(0, np.float32),
+            probs,
+        )
+        dets_writer = dets_writer or pq.ParquetWriter(dets_writer_path, table.schema, compression="zstd")
+        dets_writer.write_table(table)
+        det_rows.clear()
+
+    def run_batch(batch: list[_Item]) -> None:
+        nonlocal inferred, dim
+        detections, embeddings = detector([b.frame.image for b in batch])
+        dim = embeddings.shape[1]
+        for item, det, emb in zip(batch, detections, embeddings, strict=True):
+            rows.append((item, emb))
+            if len(det.scores):
+                det_rows.append((item.frame.index, det))
+        inferred += len(batch)
+        progress.update(len(batch))
+        if len(rows) >= ROW_GROUP:
+            flush()
+
+    try:
+        batch: list[_Item] = []
+        while True:
+            got = items.get()
+            if got is _END:
+                break
+            if isinstance(got, BaseException):
+                raise got
+            batch.append(got)
+            if len(batch) >= batch_size:
+                run_batch(batch)
+                batch = []
+        if batch:
+            run_batch(batch)
+        flush()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        for writer in (frames_writer, dets_writer):
+            if writer is not None:
+                writer.close()
+    return inferred, dim
+
+
+def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_factory: ProgressFactory) -> VideoOutcome:
+    """Infer video `index` of the run (or find it cached) and record which results the run uses."""
+    video = ctx.videos[index]
+    spec = ctx.run.spec
+    key = results.cache_key(video, holder.fingerprint, spec.model)
+    started = time.monotonic()
+    cached = results.read_manifest(ctx.output, key)
+    if cached is not None:
+        outcome = VideoOutcome(
+            video.key,
+            "cached",
+            frames=cached["frames"],
+            inferred=cached["inferredFrames"],
+            cache_key=key,
+            decode_errors=cached.get("decodeErrors", []),
+        )
+        results.write_pointer(
+            ctx.output, ctx.name, {"video": video.key, "identity": video.identity, "status": "ok", "cacheKey": key}
+        )
+        return outcome
+
+    path, temporary = None, False
+    try:
+        path, temporary = _fetch(ctx, video)
+        info = probe(path)
+        dlog = DecodeLog()
+        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="results-") as tmp:
+            frames_file, dets_file = Path(tmp) / "frames.parquet", Path(tmp) / "detections.parquet"
+            total = info.header_frames // spec.model.frame_stride if info.header_frames else None
+            with progress_factory(video.key, total) as progress:
+                inferred, dim = _run_model(
+                    path, holder, spec.model.frame_stride, frames_file, dets_file, dlog, progress
+                )
+            seconds = time.monotonic() - started
+            manifest = {
+                "video": video.key,
+                "identity": video.identity,
+                "cacheKey": key,
+                "frames": dlog.frames,
+                "inferredFrames": inferred,
+                "frameStride": spec.model.frame_stride,
+                "width": info.width,
+                "height": info.height,
+                "fps": info.fps,
+                "codec": info.codec,
+                "headerFrames": info.header_frames,
+                "decodeErrors": dlog.errors + ([dlog.truncated] if dlog.truncated else []),
+                "embeddingDim": dim,
+                "categories": {str(k): v for k, v in holder.categories().items()},
+                "model": {"weights": spec.model.weights, "fingerprint": holder.fingerprint},
+                "seconds": round(seconds, 3),
+                "framesift": __version__,
+            }
+            prefix = results.result_prefix(key)
+            ctx.output.upload_file(frames_file, f"{prefix}/frames.parquet")
+            ctx.output.upload_file(dets_file, f"{prefix}/detections.parquet")
+            results.write_manifest(ctx.output, key, manifest)
+        results.write_pointer(
+            ctx.output, ctx.name, {"video": video.key, "identity": video.identity, "status": "ok", "cacheKey": key}
+        )
+        return VideoOutcome(
+            video.key,
+            "ok",
+            frames=dlog.frames,
+            inferred=inferred,
+            seconds=seconds,
+            cache_key=key,
+            decode_errors=manifest["decodeErrors"],
+        )
+    except VideoError as err:
+        reason = str(err)
+        log.warning("video %s: %s", video.key, reason)
+        results.write_pointer(
+            ctx.output, ctx.name, {"video": video.key, "identity": video.identity, "status": "failed", "reason": reason}
+        )
+        return VideoOutcome(video.key, "failed", reason=reason, seconds=time.monotonic() - started)
+    finally:
+        if temporary and path is not None:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()

@@ -1,0 +1,245 @@
+"""YOLO loading and the one-pass detector: boxes AND a frame embedding from one forward pass.
+
+Ultralytics' `predict(embed=...)` stops the forward pass early and returns no boxes, and a
+second embedding pass costs ~70 %. So framesift runs the network itself with Ultralytics' own
+letterbox, NMS and box scaling (the same results as `model.predict`) and takes the embedding
+from forward hooks on the layers that feed the detection head, global-average-pooled and
+concatenated (448-d for yolov8n).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framesift.api.models import ModelSpec
+from framesift.jobs.storage import cache_dir, open_storage
+
+log = logging.getLogger(__name__)
+
+
+class ModelError(RuntimeError):
+    """The weights named in model.weights cannot be loaded; the message says what to pass."""
+
+
+def prepare_ultralytics_env() -> None:
+    """Keep Ultralytics from writing to ~/.config and from phoning home; call before importing it."""
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_weights(weights: str) -> Path | str:
+    """A local file for the weights: downloads s3:// URIs into the cache."""
+    if weights.startswith("s3://"):
+        bucket_and_key = weights[len("s3://") :]
+        bucket, _, key = bucket_and_key.partition("/")
+        if not key:
+            raise ModelError(f"model.weights {weights!r} names no object: use s3://bucket/path/model.pt")
+        storage = open_storage(f"s3://{bucket}/")
+        info = storage.stat(key)
+        if info is None:
+            raise ModelError(f"model.weights {weights!r} does not exist")
+        dest = cache_dir() / "weights" / hashlib.sha1(f"{weights}|{info.identity}".encode()).hexdigest()[:16]
+        dest = dest / Path(key).name
+        if not dest.exists():
+            storage.download(key, dest)
+        return dest
+    if weights.startswith("file://"):
+        weights = weights[len("file://") :]
+    path = Path(weights).expanduser()
+    if path.exists():
+        return path
+    if "/" in weights or path.suffix not in (".pt", ".yaml", ".yml", ""):
+        raise ModelError(f"model.weights {weights!r}: no such file")
+    return weights  # an Ultralytics model name: its own download, when online
+
+
+def weights_fingerprint(spec: ModelSpec, resolved: Path | str | None = None) -> str:
+    """What identifies the weights for caching: the file's SHA-256 (config-built models add
+    the seed and torch version that made them), or the Ultralytics name."""
+    resolved = resolve_weights(spec.weights) if resolved is None else resolved
+    if not isinstance(resolved, Path):
+        return hashlib.sha256(f"name:{resolved}".encode()).hexdigest()
+    digest = _sha256_file(resolved)
+    if resolved.suffix in (".yaml", ".yml"):
+        import torch
+
+        digest = hashlib.sha256(f"{digest}|seed0|torch{torch.__version__}".encode()).hexdigest()
+    return digest
+
+
+@dataclass
+class LoadedModel:
+    net: Any  # the fused ultralytics DetectionModel (torch.nn.Module)
+    names: dict[int, str]
+    stride: int
+    device: Any  # torch.device
+    fingerprint: str
+    description: str
+    random_weights: bool
+
+
+def _select_device(device: str) -> Any:
+    import torch
+
+    if device in ("", "auto"):
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if device.isdigit():
+        return torch.device(f"cuda:{device}")
+    return torch.device(device)
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    prepare_ultralytics_env()
+    import torch
+    from ultralytics import YOLO
+
+    resolved = resolve_weights(spec.weights)
+    random_weights = str(resolved).endswith((".yaml", ".yml"))
+    if random_weights:
+        log.warning(
+            "model.weights %s is a model CONFIG: building it with RANDOM weights (seed 0). "
+            "Its detections mean nothing; use it for tests only.",
+            spec.weights,
+        )
+        torch.manual_seed(0)  # the same config gives the same weights, so results and caches are stable
+    try:
+        yolo = YOLO(str(resolved))
+    except Exception as err:
+        if isinstance(resolved, str):
+            raise ModelError(
+                f"model.weights {spec.weights!r} is not a file here and Ultralytics could not fetch it "
+                f"({type(err).__name__}); offline, pass a local .pt path or an s3:// URI to one"
+            ) from None
+        raise ModelError(f"model.weights {spec.weights!r} could not be loaded: {err}") from None
+    if yolo.task != "detect":
+        raise ModelError(f"model.weights {spec.weights!r} is a {yolo.task} model; framesift needs a detection model")
+
+    fingerprint = weights_fingerprint(spec, resolved)
+
+    device = _select_device(spec.device)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))  # Ultralytics drops to 1 thread on small boxes
+    net = yolo.model.fuse().eval().to(device)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    names = {int(k): str(v) for k, v in yolo.names.items()}
+    stride = int(max(net.stride.max().item(), 32)) if hasattr(net, "stride") else 32
+    return LoadedModel(net, names, stride, device, fingerprint, str(resolved), random_weights)
+
+
+@dataclass
+class FrameDetections:
+    boxes_xywh: np.ndarray  # (n, 4) float32, pixels from the top-left corner
+    scores: np.ndarray  # (n,) float32
+    class_ids: np.ndarray  # (n,) int32, the model's class ids
+    probabilities: np.ndarray | None  # (n, K) float32 over the kept classes, rows sum to 1
+
+
+class OnePassDetector:
+    """Batched detection plus a per-frame embedding from the same forward pass."""
+
+    def __init__(self, model: LoadedModel, spec: ModelSpec):
+        import torch
+
+        self.torch = torch
+        self.model = model
+        self.spec = spec
+        head = model.net.model[-1]
+        self.end2end = bool(getattr(head, "end2end", False))
+        self.nc = len(model.names)
+        feeds = head.f if isinstance(head.f, list) else [head.f]
+        self.embedding_layers = [i if i >= 0 else len(model.net.model) - 1 + i for i in feeds]
+        self.kept_ids = sorted(spec.classes.values()) if spec.classes else sorted(model.names)
+        unknown = [i for i in self.kept_ids if i not in model.names]
+        if unknown:
+            raise ModelError(f"model.classes names class id(s) {unknown}, but the model has ids 0..{self.nc - 1}")
+        self._features: dict[int, Any] = {}
+        self._hooks = [model.net.model[i].register_forward_hook(self._hook(i)) for i in self.embedding_layers]
+        from ultralytics.data.augment import LetterBox
+
+        self.letterbox = LetterBox((spec.imgsz, spec.imgsz), auto=True, stride=model.stride)
+
+    def _hook(self, layer: int) -> Any:
+        def store(_module: Any, _inputs: Any, output: Any) -> None:
+            self._features[layer] = output.mean(dim=(2, 3))  # global average pool → (B, C)
+
+        return store
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+
+    def preprocess(self, frames: list[np.ndarray]) -> Any:
+        torch = self.torch
+        batch = np.stack([self.letterbox(image=f) for f in frames])
+        tensor = torch.from_numpy(batch).to(self.model.device).permute(0, 3, 1, 2).flip(1)  # BGR → RGB
+        return tensor.float().div_(255.0).contiguous()
+
+    def forward(self, tensor: Any) -> tuple[Any, np.ndarray]:
+        """The bare forward pass, returning raw predictions and the embeddings."""
+        with self.torch.inference_mode():
+            self._features.clear()
+            preds = self.model.net(tensor)
+            embedding = self.torch.cat([self._features[i] for i in self.embedding_layers], dim=1)
+        return preds, embedding.float().cpu().numpy()
+
+    def __call__(self, frames: list[np.ndarray]) -> tuple[list[FrameDetections], np.ndarray]:
+        from ultralytics.utils import nms, ops
+
+        torch = self.torch
+        tensor = self.preprocess(frames)
+        preds, embeddings = self.forward(tensor)
+        with torch.inference_mode():
+            raw = preds[0] if isinstance(preds, list | tuple) else preds
+            if isinstance(raw, dict):  # some heads return a dict in eval mode
+                raw = raw.get("one2one", raw.get("one2many"))
+            kept, keep_idx = nms.non_max_suppression(
+                raw,
+                self.spec.conf,
+                self.spec.iou,
+                classes=self.kept_ids if self.spec.classes else None,
+                max_det=self.spec.max_det,
+                end2end=self.end2end,
+                return_idxs=True,
+            )
+            out: list[FrameDetections] = []
+            for b, (det, idx) in enumerate(zip(kept, keep_idx, strict=True)):
+                h, w = frames[b].shape[:2]
+                boxes = ops.scale_boxes(tensor.shape[2:], det[:, :4].clone(), (h, w)).cpu().numpy()
+                probs = None
+                if not self.end2end and det.shape[0] and raw.shape[1] >= 4 + self.nc:
+                    scores = raw[b, 4 : 4 + self.nc, idx].T[:, self.kept_ids].float()  # (n, K)
+                    probs = (scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
+                out.append(self._to_frame(boxes, det, probs, w, h))
+        return out, embeddings
+
+    @staticmethod
+    def _to_frame(boxes: np.ndarray, det: Any, probs: np.ndarray | None, w: int, h: int) -> FrameDetections:
+        x1 = np.clip(boxes[:, 0], 0, w)
+        y1 = np.clip(boxes[:, 1], 0, h)
+        x2 = np.clip(boxes[:, 2], 0, w)
+        y2 = np.clip(boxes[:, 3], 0, h)
+        bw = np.maximum(x2 - x1, 1.0)
+        bh = np.maximum(y2 - y1, 1.0)
+        xywh = np.stack([x1, y1, bw, bh], axis=1).astype(np.float32) if len(x1) else np.zeros((0, 4), np.float32)
+        return FrameDetections(
+            xywh,
+            det[:, 4].float().cpu().numpy().astype(np.float32),
+            det[:, 5].cpu().numpy().astype(np.int32),
+            probs.astype(np.float32) if probs is not None else None,
+        )

@@ -1,0 +1,56 @@
+"""Per-frame quality: the `lightly.*` metadata keys and the corruptness check (SELECTION.md §5).
+
+- uniformRowRatio: share of pixel rows whose luma barely varies (standard deviation below
+  UNIFORM_ROW_STD), the grey or green stripes of broken decoding. Near-black rows that touch
+  the top or bottom edge are letterbox bars, not damage, and do not count.
+- sharpness: variance of the Laplacian of the luma.
+- brightness: mean luma scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+UNIFORM_ROW_STD = 1.5
+LETTERBOX_MAX_LUMA = 20.0
+
+
+@dataclass(frozen=True)
+class FrameQuality:
+    uniform_row_ratio: float
+    sharpness: float
+    brightness: float
+
+
+def _edge_run(mask: np.ndarray) -> int:
+    """Length of the run of True at the start of mask."""
+    false_at = np.flatnonzero(~mask)
+    return int(false_at[0]) if false_at.size else int(mask.size)
+
+
+def uniform_row_ratio(gray: np.ndarray) -> float:
+    rows = gray.astype(np.float32)
+    uniform = rows.std(axis=1) < UNIFORM_ROW_STD
+    dark = rows.mean(axis=1) < LETTERBOX_MAX_LUMA
+    bar = uniform & dark
+    top, bottom = _edge_run(bar), _edge_run(bar[::-1])
+    if top + bottom >= gray.shape[0]:  # a wholly black frame is not letterboxed: count it
+        top = bottom = 0
+    counted = uniform.copy()
+    counted[:top] = False
+    counted[gray.shape[0] - bottom :] = False
+    return float(counted.sum()) / float(gray.shape[0])
+
+
+def frame_quality(bgr: np.ndarray) -> FrameQuality:
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var())
+    brightness = float(gray.mean()) / 255.0
+    return FrameQuality(uniform_row_ratio(gray), sharpness, brightness)
+
+
+def is_corrupt(ratio: float, threshold: float) -> bool:
+    return ratio > threshold

@@ -1,0 +1,187 @@
+"""framesift's own per-video results under `<output>/.framesift/`, columnar (Parquet).
+
+    .framesift/videos/<cache key>/frames.parquet      one row per inferred frame: index, time,
+                                                      quality, pixel hash, embedding (float32)
+    .framesift/videos/<cache key>/detections.parquet  one row per kept box
+    .framesift/videos/<cache key>/video.json          the completion marker, written last
+    .framesift/runs/<run>/videos/<video id>.json      which cache entry (or failure) this run used
+
+The cache key is a hash of the video's content identity (ETag or size+mtime) and everything
+that changes the results (model fingerprint and inference settings), so a later run over the
+same bucket only infers new or changed videos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from framesift.api.models import ModelSpec
+from framesift.jobs.storage import ObjectInfo, Storage, join_key
+
+RESULTS_VERSION = 1
+ROOT = ".framesift"
+
+
+def cache_key(video: ObjectInfo, model_fingerprint: str, spec: ModelSpec) -> str:
+    settings = {
+        "version": RESULTS_VERSION,
+        "video": video.key,
+        "identity": video.identity,
+        "model": model_fingerprint,
+        "conf": spec.conf,
+        "iou": spec.iou,
+        "imgsz": spec.imgsz,
+        "classes": sorted((spec.classes or {}).items()),
+        "frameStride": spec.frame_stride,
+        "maxDet": spec.max_det,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def video_id(video_key: str) -> str:
+    return hashlib.sha1(video_key.encode()).hexdigest()[:16]
+
+
+def result_prefix(key: str) -> str:
+    return join_key(ROOT, "videos", key)
+
+
+def pointer_key(run_name: str, video_key: str) -> str:
+    return join_key(ROOT, "runs", run_name, "videos", f"{video_id(video_key)}.json")
+
+
+@dataclass
+class VideoResults:
+    """One video's inference results, as arrays (column-wise)."""
+
+    manifest: dict[str, Any]
+    frame_index: np.ndarray  # (F,) int32
+    time_s: np.ndarray  # (F,) float64
+    uniform_row_ratio: np.ndarray  # (F,) float32
+    sharpness: np.ndarray
+    brightness: np.ndarray
+    pixel_hash: np.ndarray  # (F,) object (hex str)
+    embeddings: np.ndarray  # (F, D) float32
+    det_frame: np.ndarray  # (B,) int32 frame index of each box
+    det_class: np.ndarray  # (B,) int32 category id
+    det_xywh: np.ndarray  # (B, 4) float32
+    det_score: np.ndarray  # (B,) float32
+    det_probs: list[np.ndarray | None]  # per box, over the kept categories
+
+    @property
+    def video(self) -> str:
+        return str(self.manifest["video"])
+
+    @property
+    def n_frames(self) -> int:
+        """All decoded frames (names are padded to this count), not only the inferred ones."""
+        return int(self.manifest["frames"])
+
+
+def frames_table(
+    frame_index: np.ndarray,
+    pts: np.ndarray,
+    time_s: np.ndarray,
+    quality: np.ndarray,
+    pixel_hash: list[str],
+    embeddings: np.ndarray,
+) -> pa.Table:
+    dim = embeddings.shape[1] if embeddings.ndim == 2 else 0
+    flat = pa.array(embeddings.astype(np.float32).reshape(-1), type=pa.float32())
+    return pa.table(
+        {
+            "frame_index": pa.array(frame_index, pa.int32()),
+            "pts": pa.array(pts, pa.int64()),
+            "time_s": pa.array(time_s, pa.float64()),
+            "uniform_row_ratio": pa.array(quality[:, 0], pa.float32()),
+            "sharpness": pa.array(quality[:, 1], pa.float32()),
+            "brightness": pa.array(quality[:, 2], pa.float32()),
+            "pixel_hash": pa.array(pixel_hash, pa.string()),
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, max(dim, 1)) if dim else pa.nulls(len(frame_index)),
+        }
+    )
+
+
+def detections_table(
+    frame: np.ndarray, category: np.ndarray, xywh: np.ndarray, score: np.ndarray, probs: list[np.ndarray | None]
+) -> pa.Table:
+    return pa.table(
+        {
+            "frame_index": pa.array(frame, pa.int32()),
+            "category_id": pa.array(category, pa.int32()),
+            "x": pa.array(xywh[:, 0], pa.float32()),
+            "y": pa.array(xywh[:, 1], pa.float32()),
+            "w": pa.array(xywh[:, 2], pa.float32()),
+            "h": pa.array(xywh[:, 3], pa.float32()),
+            "score": pa.array(score, pa.float32()),
+            "probabilities": pa.array(
+                [None if p is None else p.astype(np.float32).tolist() for p in probs], pa.list_(pa.float32())
+            ),
+        }
+    )
+
+
+def write_manifest(storage: Storage, key: str, manifest: dict[str, Any]) -> None:
+    """Publish the completion marker: only after both Parquet files are in place."""
+    storage.write_text(join_key(result_prefix(key), "video.json"), json.dumps(manifest, indent=1))
+
+
+def read_manifest(storage: Storage, key: str) -> dict[str, Any] | None:
+    marker = join_key(result_prefix(key), "video.json")
+    if not storage.exists(marker):
+        return None
+    manifest: dict[str, Any] = json.loads(storage.read_text(marker))
+    return manifest
+
+
+def read_results(storage: Storage, key: str) -> VideoResults:
+    manifest = read_manifest(storage, key)
+    if manifest is None:
+        raise FileNotFoundError(f"no finished results for cache key {key} in {storage.uri}")
+    prefix = result_prefix(key)
+    frames = pq.read_table(io.BytesIO(storage.read_bytes(join_key(prefix, "frames.parquet"))))
+    dets = pq.read_table(io.BytesIO(storage.read_bytes(join_key(prefix, "detections.parquet"))))
+    emb_col = frames.column("embedding")
+    if pa.types.is_fixed_size_list(emb_col.type):
+        emb = emb_col.combine_chunks()
+        embeddings = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), emb.type.list_size)
+    else:
+        embeddings = np.zeros((frames.num_rows, 0), np.float32)
+    probs_col = dets.column("probabilities").to_pylist()
+    return VideoResults(
+        manifest=manifest,
+        frame_index=frames.column("frame_index").to_numpy(),
+        time_s=frames.column("time_s").to_numpy(),
+        uniform_row_ratio=frames.column("uniform_row_ratio").to_numpy(),
+        sharpness=frames.column("sharpness").to_numpy(),
+        brightness=frames.column("brightness").to_numpy(),
+        pixel_hash=np.asarray(frames.column("pixel_hash").to_pylist(), dtype=object),
+        embeddings=embeddings.astype(np.float32, copy=False),
+        det_frame=dets.column("frame_index").to_numpy(),
+        det_class=dets.column("category_id").to_numpy(),
+        det_xywh=np.stack([dets.column(c).to_numpy() for c in "xywh"], axis=1)
+        if dets.num_rows
+        else np.zeros((0, 4), np.float32),
+        det_score=dets.column("score").to_numpy(),
+        det_probs=[None if p is None else np.asarray(p, np.float32) for p in probs_col],
+    )
+
+
+def write_pointer(storage: Storage, run_name: str, pointer: dict[str, Any]) -> None:
+    storage.write_text(pointer_key(run_name, pointer["video"]), json.dumps(pointer, indent=1))
+
+
+def read_pointer(storage: Storage, run_name: str, video_key: str) -> dict[str, Any] | None:
+    key = pointer_key(run_name, video_key)
+    if not storage.exists(key):
+        return None
+    pointer: dict[str, Any] = json.loads(storage.read_text(key))
+    return pointer

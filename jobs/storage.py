@@ -1,0 +1,371 @@
+"""One small interface over local folders and S3 (or any S3-compatible server).
+
+Keys are relative to the location's root and always use '/'. Writes are atomic: a local write
+goes to a temporary file that is renamed into place, an S3 PUT publishes whole or not at all;
+stages write their completion marker last, so a reader never sees a half-written result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote, unquote, urlparse
+
+from framesift.api.models import Location
+
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed; the message names the URI and what to check."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str | None
+    mtime: float | None
+
+    @property
+    def identity(self) -> str:
+        """Content identity used for caching: the ETag where the store gives one, else size+mtime."""
+        if self.etag:
+            return f"etag:{self.etag.strip(chr(34))}"
+        return f"size:{self.size}:mtime:{int(self.mtime or 0)}"
+
+
+def join_key(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+class Storage:
+    """Base class: the operations every stage uses."""
+
+    uri: str
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        raise NotImplementedError
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        raise NotImplementedError
+
+    def read_bytes(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def open_read(self, key: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def download(self, key: str, dest: Path) -> Path:
+        raise NotImplementedError
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        raise NotImplementedError
+
+    def upload_file(self, source: Path, key: str, content_type: str | None = None) -> None:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def url(self, key: str) -> str:
+        raise NotImplementedError
+
+    def read_url(self, key: str, expires_s: int) -> str:
+        """A URL a labelling tool can fetch: presigned GET for S3, file URI locally."""
+        raise NotImplementedError
+
+    def local_path(self, key: str) -> Path | None:
+        """The file itself when the store is local (saves a copy), else None."""
+        return None
+
+    # ----- shared helpers -----
+
+    def exists(self, key: str) -> bool:
+        return self.stat(key) is not None
+
+    def write_text(self, key: str, text: str, content_type: str = "application/json") -> None:
+        self.write_bytes(key, text.encode("utf-8"), content_type)
+
+    def read_text(self, key: str) -> str:
+        return self.read_bytes(key).decode("utf-8")
+
+    def write_many(self, items: list[tuple[str, bytes]], content_type: str, workers: int = 16) -> None:
+        """Thousands of small objects: concurrently, failing on the first error."""
+        if not items:
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(self.write_bytes, k, d, content_type) for k, d in items]:
+                future.result()
+
+    def check_writable(self) -> None:
+        """Fail before any expensive work when the location cannot be written."""
+        probe = join_key(".framesift", "probes", f"write-probe-{os.getpid()}-{threading.get_ident()}")
+        try:
+            self.write_bytes(probe, b"ok", "text/plain")
+            self.delete(probe)
+        except StorageError as err:
+            raise StorageError(f"output {self.uri} is not writable: {err}") from None
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.uri = self.root.as_uri() + "/"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve() if key else self.root
+        if path != self.root and self.root not in path.parents:
+            raise StorageError(f"key {key!r} leaves {self.uri}")
+        return path
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._path(prefix)
+        if base.is_file():
+            yield self._info(base)
+            return
+        if not base.is_dir():
+            return
+        found = [
+            Path(dirpath) / name
+            for dirpath, _dirs, filenames in os.walk(base)
+            for name in filenames
+            if ".tmp-" not in name  # a write in progress
+        ]
+        # Sorted by key, as S3 lists: stages rely on a stable order.
+        for path in sorted(found, key=lambda p: p.relative_to(self.root).as_posix()):
+            yield self._info(path)
+
+    def _info(self, path: Path) -> ObjectInfo:
+        st = path.stat()
+        return ObjectInfo(path.relative_to(self.root).as_posix(), st.st_size, None, st.st_mtime)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        return self._info(path) if path.is_file() else None
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"{self.url(key)} does not exist") from None
+        except OSError as err:
+            raise StorageError(f"cannot read {self.url(key)}: {err.strerror}") from None
+
+    def open_read(self, key: str) -> IO[bytes]:
+        try:
+            return self._path(key).open("rb")
+        except OSError as err:
+            raise StorageError(f"cannot read {self.url(key)}: {err.strerror}") from None
+
+    def download(self, key: str, dest: Path) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._path(key), dest)
+        return dest
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+    def _publish(self, key: str, write: Any) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    write(handle)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as err:
+            raise StorageError(f"cannot write {self.url(key)}: {err.strerror or err}") from None
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        self._publish(key, lambda handle: handle.write(data))
+
+    def upload_file(self, source: Path, key: str, content_type: str | None = None) -> None:
+        def copy(handle: IO[bytes]) -> None:
+            with source.open("rb") as src:
+                shutil.copyfileobj(src, handle, 1024 * 1024)
+
+        self._publish(key, copy)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def url(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def read_url(self, key: str, expires_s: int) -> str:
+        return self.url(key)
+
+
+class S3Storage(Storage):
+    def __init__(self, bucket: str, prefix: str, location: Location):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}/" + (f"{self.prefix}/" if self.prefix else "")
+        config = Config(
+            retries={"max_attempts": 8, "mode": "adaptive"},  # backoff on throttling and transient errors
+            max_pool_connections=32,
+            s3={"addressing_style": "path" if location.path_style else "auto"},
+            signature_version="s3v4",
+        )
+        # Credentials come from the environment (AWS_* variables, filled from the referenced Secret
+        # in a pod); endpoint and region from the spec, else the AWS_* environment too.
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=location.endpoint_url or None,
+            region_name=location.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            config=config,
+        )
+        from boto3.s3.transfer import TransferConfig
+
+        self.transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024 * 1024)
+
+    def _key(self, key: str) -> str:
+        return join_key(self.prefix, key)
+
+    def _rel(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    def _error(self, action: str, key: str, err: Exception) -> StorageError:
+        # botocore messages hold no credentials; keep only the code and message.
+        code = getattr(err, "response", {}).get("Error", {}).get("Code") or _inner_code(err)
+        hint = ""
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+            hint = " (check the credentials: AWS_* variables locally, the referenced Secret in a cluster)"
+        elif code in ("NoSuchBucket",):
+            hint = " (create the bucket or fix the URI)"
+        return StorageError(f"cannot {action} {self.url(key)}: {code}{hint}")
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        full = self._key(prefix)
+        if full:
+            full += "/"  # list a folder: "data" must not match "data2/..."
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith("/"):
+                        continue
+                    yield ObjectInfo(
+                        self._rel(item["Key"]), int(item["Size"]), item.get("ETag"), item["LastModified"].timestamp()
+                    )
+        except Exception as err:
+            raise self._error("list", prefix, err) from None
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._error("stat", key, err) from None
+        return ObjectInfo(key, int(head["ContentLength"]), head.get("ETag"), head["LastModified"].timestamp())
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            return body
+        except Exception as err:
+            raise self._error("read", key, err) from None
+
+    def open_read(self, key: str) -> IO[bytes]:
+        try:
+            stream: IO[bytes] = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            return stream
+        except Exception as err:
+            raise self._error("read", key, err) from None
+
+    def download(self, key: str, dest: Path) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(tmp), Config=self.transfer)
+            os.replace(tmp, dest)
+        except Exception as err:
+            tmp.unlink(missing_ok=True)
+            raise self._error("download", key, err) from None
+        return dest
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+        except Exception as err:
+            raise self._error("write", key, err) from None
+
+    def upload_file(self, source: Path, key: str, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else None
+        try:
+            self.client.upload_file(str(source), self.bucket, self._key(key), ExtraArgs=extra, Config=self.transfer)
+        except Exception as err:
+            raise self._error("upload", key, err) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as err:
+            raise self._error("delete", key, err) from None
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def read_url(self, key: str, expires_s: int) -> str:
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
+        )
+        return url
+
+
+def open_storage(location: Location | str, base_dir: Path | None = None) -> Storage:
+    """A Storage for a spec location; relative local paths resolve against base_dir (the manifest's folder)."""
+    loc = Location(uri=location) if isinstance(location, str) else location
+    uri = loc.uri
+    if uri.startswith("s3://"):
+        parsed = urlparse(uri)
+        return S3Storage(parsed.netloc, unquote(parsed.path), loc)
+    if uri.startswith("file://"):
+        path = Path(unquote(urlparse(uri).path))
+    else:
+        path = Path(uri).expanduser()
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+    return LocalStorage(path)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def file_uri(path: Path) -> str:
+    return "file://" + quote(str(path.resolve()))
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("FRAMESIFT_CACHE", Path.home() / ".cache" / "framesift"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _inner_code(err: Exception) -> str:
+    """boto3's transfer errors wrap the S3 error code in their message text."""
+    text = str(err)
+    if "(" in text and ")" in text:
+        return text[text.index("(") + 1 : text.index(")")]
+    return type(err).__name__

@@ -1,0 +1,164 @@
+"""Video listing, frame naming and decoding with PyAV.
+
+Frame indices count from 0 in the order PyAV yields frames; the frame count comes from decoding,
+never from the container header (headers can be wrong), as LightlyOne does.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from framesift.api.models import VIDEO_EXTENSIONS, InputSpec
+from framesift.jobs.storage import ObjectInfo, Storage
+
+
+class VideoError(RuntimeError):
+    """A video that cannot be opened or decoded: bad input, not a framesift failure."""
+
+
+# ----- listing ------------------------------------------------------------------------------
+
+
+def _matches(key: str, patterns: list[str]) -> bool:
+    name = posixpath.basename(key)
+    return any(fnmatch.fnmatchcase(key, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def is_video(key: str) -> bool:
+    return key.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def select_videos(objects: list[ObjectInfo], spec: InputSpec) -> list[ObjectInfo]:
+    """The run's videos, sorted by path so index N always means the same video."""
+    relevant = set(spec.relevant_filenames) if spec.relevant_filenames is not None else None
+    chosen = []
+    for obj in objects:
+        parts = obj.key.split("/")
+        if any(p.startswith(".") for p in parts):  # .lightly/, .framesift/, hidden files
+            continue
+        if not is_video(obj.key) or not _matches(obj.key, spec.include) or _matches(obj.key, spec.exclude):
+            continue
+        if relevant is not None and obj.key not in relevant:
+            continue
+        chosen.append(obj)
+    return sorted(chosen, key=lambda o: o.key)
+
+
+def list_videos(storage: Storage, spec: InputSpec) -> list[ObjectInfo]:
+    return select_videos(list(storage.list()), spec)
+
+
+# ----- names --------------------------------------------------------------------------------
+
+
+def frame_stem(video_key: str, index: int, n_frames: int) -> str:
+    """`dir/clip.avi`, frame 7 of 795 → `dir/clip-007-avi` (SELECTION.md §1)."""
+    directory, name = posixpath.split(video_key)
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    digits = len(str(n_frames))
+    return posixpath.join(directory, f"{stem}-{index:0{digits}d}-{ext}")
+
+
+def frame_name(video_key: str, index: int, n_frames: int, extension: str = "png") -> str:
+    return f"{frame_stem(video_key, index, n_frames)}.{extension}"
+
+
+def video_name(video_key: str) -> str:
+    """The default `video_name` metadata value: the file stem."""
+    return posixpath.basename(video_key).rpartition(".")[0] or posixpath.basename(video_key)
+
+
+# ----- decoding -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    codec: str
+    header_frames: int
+
+
+@dataclass
+class DecodedFrame:
+    index: int
+    pts: int | None
+    time_s: float
+    image: np.ndarray  # H×W×3 uint8, BGR (what OpenCV and Ultralytics expect)
+
+
+@dataclass
+class DecodeLog:
+    """What went wrong while decoding: frames the decoder dropped, a stream cut short."""
+
+    frames: int = 0
+    errors: list[str] = field(default_factory=list)
+    truncated: str | None = None
+
+
+def open_video(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
+        raise VideoError(f"cannot open: {err}") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError("no video stream")
+    return container, container.streams.video[0]
+
+
+def probe(path: Path) -> VideoInfo:
+    container, stream = open_video(path)
+    with container:
+        ctx = stream.codec_context
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        return VideoInfo(ctx.width, ctx.height, fps, ctx.name, int(stream.frames or 0))
+
+
+def decode(path: Path, stride: int = 1, log: DecodeLog | None = None) -> Iterator[DecodedFrame]:
+    """Every `stride`-th frame, in decode order, with its index among ALL frames.
+
+    A packet the decoder rejects is logged and skipped (the frame does not exist, as for any
+    decoder); a container that ends early or breaks is logged as truncated after the last good
+    frame. Raises VideoError when the file cannot be opened or yields no frame at all.
+    """
+    log = log if log is not None else DecodeLog()
+    container, stream = open_video(path)
+    stream.thread_type = "AUTO"  # frame threading: same frames, same order, faster
+    time_base = float(stream.time_base) if stream.time_base else 0.0
+    fps = float(stream.average_rate or stream.guessed_rate or 0)
+    index = 0
+    with container:
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as err:
+                log.truncated = f"stream ends in error after frame {index - 1}: {err}"
+                break
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as err:
+                log.errors.append(f"undecodable packet after frame {index - 1}: {err}")
+                continue
+            for frame in frames:
+                if index % stride == 0:
+                    pts = frame.pts
+                    t = pts * time_base if pts is not None and time_base else (index / fps if fps else 0.0)
+                    yield DecodedFrame(index, pts, float(t), frame.to_ndarray(format="bgr24"))
+                index += 1
+    log.frames = index
+    if index == 0:
+        raise VideoError("no decodable frame" + (f" ({log.errors[0]})" if log.errors else ""))

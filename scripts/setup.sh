@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Make .venv/ with framesift and everything it needs, from the package registries.
+# torch/torchvision are pinned first (constraints.txt): only that pair loads together here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c constraints.txt torch torchvision
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+.venv/bin/framesift --help >/dev/null
+echo "framesift is ready: .venv/bin/framesift" >&2

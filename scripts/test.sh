@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up, lint, and run every test (slow end-to-end ones included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/pytest -q "$@"
