@@ -7,6 +7,7 @@ cannot be decoded: the inference Job's podFailurePolicy fails that index at once
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -66,6 +67,25 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_select(args: argparse.Namespace) -> int:
+    from framesift.jobs.select import result_summary, standalone_select
+
+    result = standalone_select(args.lightly_dir, args.embeddings, args.config, args.out, args.datapool, args.tag)
+    print(json.dumps(result_summary(result)), file=sys.stderr)
+    return 0
+
+
+def cmd_scores(args: argparse.Namespace) -> int:
+    from framesift.jobs.select import scores_csv
+
+    text = scores_csv(args.lightly_dir, args.task)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from framesift.jobs import bench
 
@@ -102,6 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     crd.add_argument("--out", default="crds/framesift.dev_activelearningruns.yaml", help="file, or - for stdout")
     crd.set_defaults(func=cmd_crd)
 
+    select = sub.add_parser("select", help="select frames from a LightlyOne layout and embeddings (no pipeline)")
+    select.add_argument("--lightly-dir", required=True, help="folder or s3:// prefix holding .lightly/")
+    select.add_argument("--embeddings", help="LightlyOne embeddings CSV, or a framesift output holding .framesift/")
+    select.add_argument("--config", required=True, help="selection_config as JSON or YAML")
+    select.add_argument("--out", required=True, help="selected.json to write")
+    select.add_argument("--datapool", help="earlier selection (selected.json, export.json or a JSON list of names)")
+    select.add_argument("--tag", default="initial-tag")
+    select.set_defaults(func=cmd_select)
+
+    scores = sub.add_parser("scores", help="every frame's active-learning scores as CSV")
+    scores.add_argument("--lightly-dir", required=True)
+    scores.add_argument("--task", required=True)
+    scores.add_argument("--out", default="-", help="CSV file, or - for stdout")
+    scores.set_defaults(func=cmd_scores)
+
     bench = sub.add_parser("bench", help="benchmarks (ratios against a baseline measured in the same run)")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     bench_infer = bench_sub.add_parser("infer", help="seed tutorial's way vs framesift infer+convert")
@@ -127,7 +162,10 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
     from framesift.api.errors import ManifestError
     from framesift.jobs.collect import StageOrderError
     from framesift.jobs.context import InputError
+    from framesift.jobs.formats.lightly import FormatError
     from framesift.jobs.model import ModelError
+    from framesift.jobs.select import SelectorUnavailable
+    from framesift.jobs.selection.sources import SourceError
     from framesift.jobs.storage import StorageError
 
     try:
@@ -135,7 +173,7 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
     except ManifestError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except (InputError, ModelError) as err:
+    except (InputError, ModelError, SourceError, FormatError, SelectorUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except (StorageError, StageOrderError) as err:

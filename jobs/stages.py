@@ -10,11 +10,23 @@ from framesift.jobs.convert import convert
 from framesift.jobs.infer import EXIT_BAD_INPUT, ModelHolder, infer_video
 from framesift.jobs.pipeline import RunSummary, Stage
 from framesift.jobs.progress import video_bar
+from framesift.jobs.select import run_select
+
+
+def _select_stage(ctx: RunContext, summary: RunSummary) -> None:
+    outcome = run_select(ctx)
+    state = "unchanged, skipped" if outcome.skipped else "done"
+    per_video = ", ".join(f"{v}: {n}" for v, n in outcome.per_video.items())
+    summary.extra["selection"] = f"{outcome.selected} frames {state} ({outcome.stopped_because}); {per_video}"
+    summary.extra["selected.json"] = ctx.output.url(ctx.person_key("selected.json"))
 
 
 def later_stages(ctx: RunContext) -> list[tuple[str, Stage]]:
     """The stages after convert that this run asks for (selection, export)."""
-    return []
+    stages: list[tuple[str, Stage]] = []
+    if ctx.run.spec.selection is not None:
+        stages.append(("select", _select_stage))
+    return stages
 
 
 def _infer(ctx: RunContext, index: int | None, show_progress: bool) -> int:

@@ -165,6 +165,9 @@ class LightlyDatasource(ApiModel):
 
 class SelectorSpec(ApiModel):
     engine: Literal["builtin", "lightlyone"] = "builtin"
+    datapool: bool = Field(
+        default=False, description="frames selected by earlier runs over the same output count, and are not re-picked"
+    )
     token: SecretKeyRef | None = None
     worker_image: str | None = None
     dataset_name: str | None = None

@@ -1,0 +1,183 @@
+"""Stage 3 (engine builtin): the run's results → the selection, and the standalone commands
+`framesift select` and `framesift scores` for people who bring their own predictions.
+
+The stage writes `.framesift/runs/<run>/selection.json` (the engine's full output, with the
+state it was computed from) and then `runs/<run>/selected.json` for people; a rerun over the
+same results and config finds the selection done and changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framesift.api.errors import validate_or_raise
+from framesift.api.selection_config import SelectionConfig
+from framesift.jobs.collect import load_ok_results, run_entries
+from framesift.jobs.context import RunContext
+from framesift.jobs.selection.engine import SelectionResult, select
+from framesift.jobs.selection.scores import SCORE_NAMES
+from framesift.jobs.selection.sources import (
+    SourceError,
+    frames_of_tasks,
+    from_lightly,
+    from_results,
+    latest_results,
+    read_datapool,
+    read_embeddings_csv,
+    read_metadata,
+    read_task,
+    task_predictions,
+)
+from framesift.jobs.storage import open_storage
+
+log = logging.getLogger(__name__)
+
+
+class SelectorUnavailable(RuntimeError):
+    """The run asks for an engine this build cannot run here."""
+
+
+@dataclass
+class SelectOutcome:
+    selected: int
+    per_video: dict[str, int]
+    stopped_because: str
+    skipped: bool
+
+
+def selection_key(ctx: RunContext) -> str:
+    return ctx.run_key("selection.json")
+
+
+def earlier_selections(ctx: RunContext) -> list[str]:
+    """The datapool: frames selected by the other runs over this output."""
+    names: list[str] = []
+    for obj in ctx.output.list("runs"):
+        parts = obj.key.split("/")
+        if len(parts) == 3 and parts[2] == "selected.json" and parts[1] != ctx.name:
+            names.extend(read_datapool(ctx.output.read_text(obj.key)))
+    return sorted(set(names))
+
+
+def per_video_counts(result: SelectionResult) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for pick in result.picks:
+        counts[pick.video] = counts.get(pick.video, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def run_select(ctx: RunContext) -> SelectOutcome:
+    spec = ctx.run.spec
+    if spec.selector.engine != "builtin":
+        raise SelectorUnavailable(
+            "spec.selector.engine lightlyone needs a LightlyOne Worker and token; "
+            "this build runs the builtin engine only"
+        )
+    if spec.selection is None:
+        raise SourceError("spec.selection is missing: give a LightlyOne selection_config (n_samples, strategies)")
+    entries = run_entries(ctx)
+    datapool = earlier_selections(ctx) if spec.selector.datapool else []
+    state = {
+        "results": sorted([e.video.key, e.cache_key] for e in entries if e.cache_key),
+        "config": spec.selection.model_dump(mode="json"),
+        "threshold": spec.quality.corruption_threshold,
+        "tag": spec.export.tag,
+        "datapool": hashlib.sha256("\n".join(datapool).encode()).hexdigest(),
+    }
+    if ctx.output.exists(selection_key(ctx)):
+        previous = json.loads(ctx.output.read_text(selection_key(ctx)))
+        if previous.get("state") == state and ctx.output.exists(ctx.person_key("selected.json")):
+            sel = previous["selection"]
+            counts: dict[str, int] = {}
+            for item in sel["selected"]:
+                counts[item["video"]] = counts.get(item["video"], 0) + 1
+            return SelectOutcome(len(sel["selected"]), counts, sel["stoppedBecause"], skipped=True)
+
+    schema, per_video = read_metadata(ctx.output)
+    data = from_results(
+        load_ok_results(ctx, entries),
+        spec.model.task,
+        spec.quality.corruption_threshold,
+        schema,
+        per_video,
+        spec.output.frame_format,
+    )
+    result = select(data, spec.selection, tag=spec.export.tag, datapool_names=datapool)
+    document = result.to_json()
+    document["run"] = ctx.name
+    document["corrupt"] = data.corrupt_reasons
+    ctx.output.write_text(selection_key(ctx), json.dumps({"state": state, "selection": document}, indent=1))
+    ctx.output.write_text(ctx.person_key("selected.json"), json.dumps(document, indent=1))
+    log.info("selected %d frames (%s)", len(result.picks), result.stopped_because)
+    return SelectOutcome(len(result.picks), per_video_counts(result), result.stopped_because, skipped=False)
+
+
+# ----- standalone commands -----------------------------------------------------------------------
+
+
+def load_selection_config(path: str) -> SelectionConfig:
+    text = Path(path).read_text(encoding="utf-8")
+    doc = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    if isinstance(doc, dict) and "selection_config" in doc:  # a LightlyOne worker config
+        doc = doc["selection_config"]
+    config: SelectionConfig = validate_or_raise(SelectionConfig, doc, path)
+    return config
+
+
+def standalone_select(
+    lightly_dir: str, embeddings: str | None, config_file: str, out: str, datapool_file: str | None, tag: str
+) -> SelectionResult:
+    config = load_selection_config(config_file)
+    storage = open_storage(lightly_dir)
+    extra = None
+    if embeddings and embeddings.endswith(".csv"):
+        names, emb = read_embeddings_csv(Path(embeddings).read_text(encoding="utf-8"))
+        data = from_lightly(storage, names, emb)
+    elif embeddings:  # framesift's own results: an output folder or bucket holding .framesift/
+        results = latest_results(open_storage(embeddings))
+        if not results:
+            raise SourceError(f"{embeddings} holds no framesift results (.framesift/videos/) and is not a .csv")
+        tasks = list(json.loads(storage.read_text(".lightly/predictions/tasks.json")))
+        schema, per_video = read_metadata(storage)
+        data = from_results(results, tasks[0], 1.0, schema, per_video)
+        for task in tasks[1:]:
+            categories, per_frame = read_task(storage, task)
+            data.predictions[task] = task_predictions(categories, per_frame, data.index_of())
+    else:
+        data = from_lightly(storage, frames_of_tasks(storage), None, extra)
+    datapool = read_datapool(Path(datapool_file).read_text()) if datapool_file else None
+    result = select(data, config, tag=tag, datapool_names=datapool)
+    Path(out).write_text(json.dumps(result.to_json(), indent=1))
+    return result
+
+
+def scores_csv(lightly_dir: str, task: str) -> str:
+    storage = open_storage(lightly_dir)
+    categories, per_frame = read_task(storage, task)
+    names = sorted(per_frame)
+    preds = task_predictions(categories, per_frame, {n: i for i, n in enumerate(names)})
+    scores = preds.scores(len(names))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["fileName", *SCORE_NAMES])
+    for i, name in enumerate(names):
+        writer.writerow([name, *(f"{scores[s][i]:.6f}" for s in SCORE_NAMES)])
+    return buffer.getvalue()
+
+
+def result_summary(result: SelectionResult) -> dict[str, Any]:
+    return {
+        "selected": len(result.picks),
+        "candidates": result.candidates,
+        "stoppedBecause": result.stopped_because,
+        "perVideo": per_video_counts(result),
+    }

@@ -1,0 +1,115 @@
+"""What the selection engine reads: one row per frame, in (video path, frame index) order.
+
+Built from framesift's own results (the pipeline) or from a LightlyOne `.lightly/` layout plus
+an embeddings CSV (people who bring their own predictions). The engine itself does no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from framesift.jobs.selection.scores import all_scores
+
+_FRAME_NAME = re.compile(r"^(?P<stem>.*)-(?P<index>\d+)-(?P<ext>[^-/]*)\.(?P<fmt>[A-Za-z0-9]+)$")
+
+
+def parse_frame_name(name: str) -> tuple[str, int] | None:
+    """`dir/clip-007-avi.png` → (`dir/clip.avi`, 7); None for a name of another shape."""
+    match = _FRAME_NAME.match(name)
+    if not match:
+        return None
+    ext = match["ext"]
+    video = f"{match['stem']}.{ext}" if ext else match["stem"]
+    return video, int(match["index"])
+
+
+@dataclass
+class TaskPredictions:
+    """One prediction task's boxes, flat: box b belongs to frame `box_frame[b]`."""
+
+    categories: dict[int, str]  # category id → name
+    box_frame: np.ndarray  # (B,) int64, row in SelectionData
+    box_class: np.ndarray  # (B,) int64, category id
+    box_score: np.ndarray  # (B,) float64
+    box_probs: np.ndarray | None  # (B, K) float64 over categories in id order; NaN rows: none given
+
+    @property
+    def category_ids(self) -> list[int]:
+        return sorted(self.categories)
+
+    def class_index(self) -> np.ndarray:
+        """Each box's position in category id order."""
+        lookup = {cid: i for i, cid in enumerate(self.category_ids)}
+        return np.array([lookup[int(c)] for c in self.box_class], np.int64)
+
+    def class_distribution(self, n_frames: int) -> np.ndarray:
+        """(K, n) per-frame class vectors: sum over boxes of each probability vector, one-hot
+        for boxes without probabilities."""
+        k = len(self.categories)
+        out = np.zeros((k, n_frames), np.float64)
+        if not len(self.box_frame):
+            return out
+        idx = self.class_index()
+        has = np.zeros(len(idx), bool) if self.box_probs is None else ~np.isnan(self.box_probs).any(axis=1)
+        one_hot = ~has
+        np.add.at(out, (idx[one_hot], self.box_frame[one_hot]), 1.0)
+        if has.any() and self.box_probs is not None:
+            for j in range(k):
+                np.add.at(out[j], self.box_frame[has], self.box_probs[has, j])
+        return out
+
+    def category_count(self, n_frames: int, categories: list[str] | None) -> np.ndarray:
+        mask = np.ones(len(self.box_class), bool)
+        if categories:
+            wanted = {cid for cid, name in self.categories.items() if name in set(categories)}
+            mask = np.isin(self.box_class, list(wanted))
+        return np.bincount(self.box_frame[mask], minlength=n_frames).astype(np.float64)
+
+    def scores(self, n_frames: int) -> dict[str, np.ndarray]:
+        return all_scores(
+            n_frames, self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories)
+        )
+
+
+@dataclass
+class MetadataColumn:
+    values: np.ndarray  # (n,) float64 when numeric, object otherwise
+    numeric: bool
+
+
+@dataclass
+class SelectionData:
+    file_names: list[str]
+    videos: np.ndarray  # (n,) object
+    frame_index: np.ndarray  # (n,) int64
+    embeddings: np.ndarray | None  # (n, d) float32, unit length
+    corrupt: np.ndarray  # (n,) bool
+    duplicate_key: np.ndarray | None = None  # (n,) object: identical decoded pixels share a key
+    predictions: dict[str, TaskPredictions] = field(default_factory=dict)
+    metadata: dict[str, MetadataColumn] = field(default_factory=dict)
+    corrupt_reasons: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.file_names)
+
+    def index_of(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.file_names)}
+
+
+def normalize_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Unit length, float32, in place where possible (a million rows: no second copy)."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if not emb.flags.writeable:
+        emb = emb.copy()
+    norms = np.linalg.norm(emb, axis=1)
+    norms[norms == 0] = 1.0
+    emb /= norms[:, None]
+    return emb
+
+
+def order_rows(videos: list[str], frame_index: list[int]) -> np.ndarray:
+    """The permutation that sorts rows by (video path, frame index): ties go to the earliest."""
+    return np.lexsort((np.asarray(frame_index), np.asarray(videos, dtype=object).astype(str)))

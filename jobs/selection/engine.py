@@ -1,0 +1,428 @@
+"""The builtin selection engine: LightlyOne's selection_config semantics (SELECTION.md §2–3).
+
+1. Candidates: frames that pass the corruptness check, minus every frame a THRESHOLD
+   strategy filters, minus exact duplicates (first occurrence kept) and datapool frames.
+2. Greedy: pick the candidate with the largest Π_s g_s(x)^strength_s until n are chosen or a
+   stopping condition holds; ties go to the earliest (video path, frame index).
+Pure: no I/O; the data comes in as a SelectionData.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from framesift.api.errors import ManifestError
+from framesift.api.selection_config import (
+    BalanceStrategy,
+    DiversityStrategy,
+    EmbeddingsInput,
+    MetadataInput,
+    PredictionsInput,
+    RandomInput,
+    ScoresInput,
+    SelectionConfig,
+    SimilarityStrategy,
+    StrategyEntry,
+    ThresholdStrategy,
+    TypicalityStrategy,
+    WeightsStrategy,
+)
+from framesift.jobs.selection.data import SelectionData
+from framesift.jobs.selection.scores import SCORE_NAMES
+from framesift.jobs.selection.strategies import (
+    EPS,
+    Balance,
+    Diversity,
+    balance_matrix,
+    minmax_unit,
+    similarity,
+    typicality,
+    weights_scores,
+)
+
+OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {
+    "BIGGER": operator.gt,
+    "BIGGER_EQUAL": operator.ge,
+    "SMALLER": operator.lt,
+    "SMALLER_EQUAL": operator.le,
+}
+
+
+class SelectionConfigError(ManifestError):
+    """A selection_config that does not fit the data (unknown task, key, class...)."""
+
+
+@dataclass
+class Pick:
+    index: int
+    file_name: str
+    video: str
+    frame_index: int
+    scores: dict[str, float]
+
+
+@dataclass
+class SelectionResult:
+    tag: str
+    picks: list[Pick]
+    stopped_because: str
+    candidates: int
+    requested: int
+    filtered: dict[str, int] = field(default_factory=dict)
+    datapool: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "selected": [
+                {
+                    "fileName": p.file_name,
+                    "video": p.video,
+                    "frameIndex": p.frame_index,
+                    "scores": {k: round(v, 6) for k, v in p.scores.items()},
+                }
+                for p in self.picks
+            ],
+            "stoppedBecause": self.stopped_because,
+            "candidates": self.candidates,
+            "requested": self.requested,
+            "filtered": self.filtered,
+            "datapool": self.datapool,
+        }
+
+
+def strategy_label(i: int, entry: StrategyEntry) -> str:
+    """The key of a strategy's score in the output: `<index>:<strategy>:<what it reads>`."""
+    inp = entry.input
+    what = {
+        EmbeddingsInput: lambda: "embeddings",
+        ScoresInput: lambda: f"{inp.task}/{inp.score}",  # type: ignore[union-attr]
+        PredictionsInput: lambda: f"{inp.task}/{inp.name}",  # type: ignore[union-attr]
+        MetadataInput: lambda: f"metadata/{inp.key}",  # type: ignore[union-attr]
+        RandomInput: lambda: f"random/{inp.random_seed}",  # type: ignore[union-attr]
+    }[type(inp)]()
+    return f"{i}:{entry.strategy.type}:{what}"
+
+
+# ----- reading an input --------------------------------------------------------------------
+
+
+def _error(i: int, field_path: str, message: str) -> SelectionConfigError:
+    return SelectionConfigError("selection_config", [f"strategies[{i}].{field_path}: {message}"])
+
+
+def _suggest(value: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(value, valid, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f" (available: {', '.join(sorted(valid)) or 'none'})"
+
+
+def _task(data: SelectionData, i: int, task: str) -> Any:
+    if task not in data.predictions:
+        raise _error(i, "input.task", f"no predictions for task {task!r}{_suggest(task, list(data.predictions))}")
+    return data.predictions[task]
+
+
+def numeric_input(data: SelectionData, i: int, entry: StrategyEntry) -> np.ndarray:
+    """The per-frame values a WEIGHTS or THRESHOLD strategy reads."""
+    inp = entry.input
+    n = len(data)
+    if isinstance(inp, ScoresInput):
+        preds = _task(data, i, inp.task)
+        if inp.score not in SCORE_NAMES:
+            raise _error(i, "input.score", f"unknown score {inp.score!r}{_suggest(inp.score, list(SCORE_NAMES))}")
+        return np.asarray(preds.scores(n)[inp.score], np.float64)
+    if isinstance(inp, RandomInput):
+        return np.random.default_rng(inp.random_seed).random(n)
+    if isinstance(inp, PredictionsInput):
+        return _task(data, i, inp.task).category_count(n, inp.categories)
+    if isinstance(inp, MetadataInput):
+        column = _metadata(data, i, inp.key)
+        if not column.numeric:
+            raise _error(
+                i,
+                "input.key",
+                f"{inp.key} is categorical; {entry.strategy.type} needs a numeric key (BALANCE takes categorical ones)",
+            )
+        return np.asarray(column.values, np.float64)
+    raise _error(i, "input.type", f"{inp.type} gives no numbers")
+
+
+def _metadata(data: SelectionData, i: int, key: str) -> Any:
+    if key not in data.metadata:
+        raise _error(i, "input.key", f"unknown metadata key {key!r}{_suggest(key, list(data.metadata))}")
+    return data.metadata[key]
+
+
+def class_rows(data: SelectionData, i: int, entry: StrategyEntry) -> tuple[np.ndarray, list[str]]:
+    """(K, n) class vectors and class names a BALANCE strategy reads."""
+    inp = entry.input
+    if isinstance(inp, PredictionsInput):
+        preds = _task(data, i, inp.task)
+        names = [preds.categories[c] for c in preds.category_ids]
+        return preds.class_distribution(len(data)), names
+    if isinstance(inp, MetadataInput):
+        column = _metadata(data, i, inp.key)
+        if column.numeric:
+            raise _error(
+                i,
+                "input.key",
+                f"{inp.key} is numeric; BALANCE needs a categorical key (WEIGHTS or THRESHOLD take numeric ones)",
+            )
+        values = np.asarray([str(v) for v in column.values], dtype=object)
+        names = sorted(set(values.tolist()))
+        lookup = {name: j for j, name in enumerate(names)}
+        rows = np.zeros((len(names), len(data)), np.float64)
+        rows[[lookup[v] for v in values], np.arange(len(data))] = 1.0
+        return rows, names
+    raise _error(i, "input.type", "BALANCE reads PREDICTIONS/CLASS_DISTRIBUTION or categorical METADATA")
+
+
+def _embeddings(data: SelectionData, i: int) -> np.ndarray:
+    if data.embeddings is None:
+        raise _error(i, "input.type", "EMBEDDINGS: the data has no embeddings")
+    return data.embeddings
+
+
+# ----- candidates --------------------------------------------------------------------------
+
+
+def candidate_mask(
+    data: SelectionData, config: SelectionConfig, datapool: np.ndarray
+) -> tuple[np.ndarray, dict[str, int], int]:
+    """(candidates, {reason: frames removed}, frames passing the corruptness check)."""
+    filtered: dict[str, int] = {}
+    alive = ~data.corrupt
+    passing = int(alive.sum())
+    filtered["corrupt"] = int(data.corrupt.sum())
+    for i, entry in enumerate(config.strategies):
+        if isinstance(entry.strategy, ThresholdStrategy):
+            values = numeric_input(data, i, entry)
+            keep = OPERATIONS[entry.strategy.operation](values, entry.strategy.threshold)
+            filtered[f"threshold:{strategy_label(i, entry)}"] = int((alive & ~keep).sum())
+            alive &= keep
+    keys = data.duplicate_key
+    if keys is None and data.embeddings is not None:
+        keys = np.array([row.tobytes() for row in data.embeddings], dtype=object)
+    if keys is not None:
+        seen: set[Any] = set()
+        dup = np.zeros(len(data), bool)
+        for j in np.flatnonzero(alive):
+            if keys[j] in seen:
+                dup[j] = True
+            else:
+                seen.add(keys[j])
+        filtered["duplicate"] = int(dup.sum())
+        alive &= ~dup
+    if len(datapool):
+        in_pool = np.zeros(len(data), bool)
+        in_pool[datapool] = True
+        filtered["datapool"] = int((alive & in_pool).sum())
+        alive &= ~in_pool
+    return alive, filtered, passing
+
+
+# ----- the greedy loop ---------------------------------------------------------------------
+
+
+@dataclass
+class _Active:
+    label: str
+    strength: float
+    kind: str  # "constant" | "diversity" | "balance"
+    constant: np.ndarray | None = None
+    diversity: Diversity | None = None
+    balance: Balance | None = None
+    min_distance: float | None = None
+    min_typicality: float | None = None
+    max_sum: float | None = None
+    raw: np.ndarray | None = None
+
+
+def _validate_balance(i: int, entry: StrategyEntry, names: list[str], rows: np.ndarray, alive: np.ndarray) -> None:
+    strategy = entry.strategy
+    assert isinstance(strategy, BalanceStrategy)
+    if strategy.effective_distribution == "TARGET" and strategy.target:
+        present = {n for n, row in zip(names, rows, strict=True) if row[alive].sum() > 0}
+        if not set(strategy.target) & present:
+            raise _error(
+                i,
+                "strategy.target",
+                f"names {sorted(strategy.target)}, none of which is present in the "
+                f"input (present: {sorted(present) or 'none'})",
+            )
+
+
+def build_strategies(
+    data: SelectionData, config: SelectionConfig, alive: np.ndarray, datapool: np.ndarray, query: list[str]
+) -> list[_Active]:
+    active: list[_Active] = []
+    index_of = None
+    for i, entry in enumerate(config.strategies):
+        s = entry.strategy
+        label = strategy_label(i, entry)
+        if isinstance(s, ThresholdStrategy):
+            continue
+        if isinstance(s, WeightsStrategy):
+            raw = numeric_input(data, i, entry)
+            active.append(
+                _Active(
+                    label,
+                    s.strength,
+                    "constant",
+                    weights_scores(raw, alive),
+                    raw=raw,
+                    max_sum=s.stopping_condition_max_sum,
+                )
+            )
+        elif isinstance(s, DiversityStrategy):
+            emb = _embeddings(data, i)
+            div = Diversity(emb, ~alive, emb[datapool])
+            active.append(
+                _Active(
+                    label, s.strength, "diversity", diversity=div, min_distance=s.stopping_condition_minimum_distance
+                )
+            )
+        elif isinstance(s, TypicalityStrategy):
+            typ = typicality(_embeddings(data, i), alive, s.num_nearest_neighbors)
+            active.append(
+                _Active(
+                    label,
+                    s.strength,
+                    "constant",
+                    minmax_unit(typ, alive),
+                    min_typicality=s.stopping_condition_minimum_typicality,
+                )
+            )
+        elif isinstance(s, SimilarityStrategy):
+            emb = _embeddings(data, i)
+            index_of = index_of or data.index_of()
+            assert isinstance(entry.input, EmbeddingsInput)
+            names = list(entry.input.query or []) + list(query)
+            rows = [index_of[n] for n in (_frame_of(n) for n in names) if n in index_of]
+            if not rows:
+                raise _error(i, "input.query", f"none of the query frames {names[:3]} is in the data")
+            active.append(_Active(label, s.strength, "constant", minmax_unit(similarity(emb, emb[rows]), alive)))
+        elif isinstance(s, BalanceStrategy):
+            c, names = class_rows(data, i, entry)
+            _validate_balance(i, entry, names, c, alive)
+            rows, target, _ = balance_matrix(c, names, s.target, s.effective_distribution, alive)
+            start = rows[:, datapool].sum(axis=1) if len(datapool) else np.zeros(len(target))
+            active.append(_Active(label, s.strength, "balance", balance=Balance(rows, target, start)))
+    return active
+
+
+def _frame_of(name: str) -> str:
+    """A query may be a URI or path ending in a frame name: keep the part the data knows."""
+    return name.split("://", 1)[-1].split("/", 1)[-1] if "://" in name else name
+
+
+def _power(g: np.ndarray, strength: float) -> np.ndarray:
+    return g if strength == 1.0 else np.power(g, strength)
+
+
+def select(
+    data: SelectionData,
+    config: SelectionConfig,
+    tag: str = "initial-tag",
+    datapool_names: list[str] | None = None,
+    query: list[str] | None = None,
+) -> SelectionResult:
+    index_of = data.index_of() if datapool_names else {}
+    datapool = np.array(sorted(index_of[n] for n in (datapool_names or []) if n in index_of), np.int64)
+    alive, filtered, passing = candidate_mask(data, config, datapool)
+    n_target = config.target_count(passing)
+    active = build_strategies(data, config, alive, datapool, query or [])
+    n_candidates = int(alive.sum())
+
+    constant = np.ones(len(data), np.float64)
+    for a in active:
+        if a.kind == "constant":
+            assert a.constant is not None
+            constant *= _power(a.constant, a.strength)
+
+    picks: list[Pick] = []
+    stopped = f"n_samples reached ({n_target})"
+    sums = {a.label: 0.0 for a in active if a.max_sum is not None}
+    while len(picks) < n_target:
+        if not alive.any():
+            stopped = (
+                f"all {n_candidates} candidates selected: asked for {n_target}, "
+                f"only {n_candidates} frames are candidates"
+            )
+            break
+        stop = _stopping(active, sums)
+        if stop:
+            stopped = stop
+            break
+        total = constant.copy()
+        per: dict[str, np.ndarray] = {}
+        for a in active:
+            if a.kind == "diversity":
+                assert a.diversity is not None
+                g = a.diversity.scores()
+            elif a.kind == "balance":
+                assert a.balance is not None
+                g = a.balance.scores(alive)
+            else:
+                assert a.constant is not None
+                g = a.constant
+            per[a.label] = g
+            if a.kind != "constant":
+                total *= _power(g, a.strength)
+        total[~alive] = -np.inf
+        best = int(np.argmax(total))
+        typ_stop = _typicality_stop(active, per, best)
+        if typ_stop:
+            stopped = typ_stop
+            break
+        picks.append(
+            Pick(
+                best,
+                data.file_names[best],
+                str(data.videos[best]),
+                int(data.frame_index[best]),
+                {label: float(g[best]) for label, g in per.items()},
+            )
+        )
+        alive[best] = False
+        for a in active:
+            if a.diversity is not None:
+                a.diversity.picked(best)
+            if a.balance is not None:
+                a.balance.picked(best)
+            if a.label in sums and a.raw is not None:
+                sums[a.label] += float(a.raw[best])
+    return SelectionResult(tag, picks, stopped, n_candidates, n_target, filtered, len(datapool))
+
+
+def _stopping(active: list[_Active], sums: dict[str, float]) -> str | None:
+    for a in active:
+        if a.diversity is not None and a.min_distance is not None:
+            top = a.diversity.max_distance()
+            if top < a.min_distance:
+                return (
+                    f"{a.label}: stopping_condition_minimum_distance {a.min_distance} reached "
+                    f"(largest distance left {top:.4f})"
+                )
+        if a.max_sum is not None and sums[a.label] >= a.max_sum:
+            return f"{a.label}: stopping_condition_max_sum {a.max_sum} reached ({sums[a.label]:.4f})"
+    return None
+
+
+def _typicality_stop(active: list[_Active], per: dict[str, np.ndarray], best: int) -> str | None:
+    for a in active:
+        if a.min_typicality is not None and per[a.label][best] < a.min_typicality:
+            return (
+                f"{a.label}: stopping_condition_minimum_typicality {a.min_typicality} reached "
+                f"(best candidate's typicality {per[a.label][best]:.4f})"
+            )
+    return None
+
+
+__all__ = ["EPS", "SelectionConfigError", "SelectionResult", "select", "strategy_label"]

@@ -1,0 +1,180 @@
+"""One class per selection strategy: each gives every frame a score g(x) in (0, 1].
+
+Scores are arrays over ALL frames; the engine masks frames that are not candidates (or already
+picked) by writing a stand-in value into them (`dead`), so no million-row array is ever copied
+per pick. Constant strategies compute once; DIVERSITY and BALANCE update after each pick with
+only the newest pick's contribution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-6
+
+
+def minmax_unit(values: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    """Min–max over the alive frames into [ε, 1]; all equal → 1."""
+    vals = values[alive]
+    if not len(vals):
+        return np.ones_like(values, dtype=np.float64)
+    lo, hi = float(vals.min()), float(vals.max())
+    if hi - lo <= 0:
+        return np.ones_like(values, dtype=np.float64)
+    return np.clip(EPS + (1.0 - EPS) * (values - lo) / (hi - lo), EPS, 1.0)
+
+
+def weights_scores(values: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    """WEIGHTS: v/max v when every value is ≥ 0 (a weight keeps its proportions), else min–max."""
+    vals = values[alive]
+    if len(vals) and vals.min() >= 0:
+        top = float(vals.max())
+        if top <= 0:
+            return np.ones_like(values, dtype=np.float64)
+        return np.maximum(values / top, EPS)
+    return minmax_unit(values, alive)
+
+
+class Diversity:
+    """d(x): distance to the nearest frame in selected ∪ datapool (2 when that set is empty),
+    on unit-length embeddings; g = max(d / max d, ε)."""
+
+    def __init__(self, embeddings: np.ndarray, dead: np.ndarray, datapool: np.ndarray):
+        self.x = embeddings
+        self.d = np.full(len(embeddings), 2.0, np.float32)
+        for row in datapool:
+            self._add(row)
+        self.d[dead] = -1.0  # never the max; stays -1 under np.minimum
+
+    def distances_to(self, row: np.ndarray) -> np.ndarray:
+        # ||x − p||² = 2 − 2 x·p for unit vectors: one matrix–vector product per pick.
+        sim = self.x @ row
+        np.subtract(1.0, sim, out=sim)
+        np.maximum(sim, 0.0, out=sim)
+        sim *= 2.0
+        return np.sqrt(sim, out=sim)
+
+    def _add(self, row: np.ndarray) -> None:
+        np.minimum(self.d, self.distances_to(row), out=self.d)
+
+    def max_distance(self) -> float:
+        return float(self.d.max())
+
+    def scores(self) -> np.ndarray:
+        top = self.max_distance()
+        if top <= 0:
+            return np.full(len(self.d), EPS)
+        return np.maximum(self.d / top, EPS)
+
+    def picked(self, index: int) -> None:
+        self._add(self.x[index])
+        self.d[index] = -1.0
+
+
+class Balance:
+    """L(x): L1 distance between the target and the class shares of selected ∪ {x}; g is the
+    min–max of −L over the candidates. `c` holds one row per class (K, n)."""
+
+    def __init__(self, c: np.ndarray, target: np.ndarray, start: np.ndarray):
+        self.c = c
+        self.target = target
+        self.totals = c.sum(axis=0)
+        self.s = start.astype(np.float64)  # class mass of selected ∪ datapool
+        # Frames whose vectors are identical score identically: with few distinct vectors
+        # (categorical metadata, one-hot counts) compute per group and gather.
+        self.groups: tuple[np.ndarray, np.ndarray] | None = None
+        if c.shape[1] > 64:
+            probe = c[:, :: max(1, c.shape[1] // 4096)]
+            if np.unique(probe.T, axis=0).shape[0] <= 64:
+                uniq, inverse = np.unique(c.T, axis=0, return_inverse=True)
+                if len(uniq) <= 256:
+                    self.groups = (uniq.T.copy(), inverse.reshape(-1))
+
+    def distance(self, c: np.ndarray, totals: np.ndarray) -> np.ndarray:
+        mass = self.s.sum() + totals
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = np.where(mass > 0, 1.0 / mass, 0.0)
+        loss = np.zeros(c.shape[1], np.float64)
+        for k in range(len(self.target)):
+            share = (c[k] + self.s[k]) * inv
+            share -= self.target[k]
+            loss += np.abs(share)
+        return loss
+
+    def losses(self) -> np.ndarray:
+        if self.groups is not None:
+            uniq, inverse = self.groups
+            return self.distance(uniq, uniq.sum(axis=0))[inverse]
+        return self.distance(self.c, self.totals)
+
+    def scores(self, alive: np.ndarray) -> np.ndarray:
+        return minmax_unit(-self.losses(), alive)
+
+    def picked(self, index: int) -> None:
+        self.s += self.c[:, index]
+
+
+def balance_matrix(
+    c: np.ndarray, names: list[str], target: dict[str, float] | None, distribution: str, present: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The class rows and target vector of a BALANCE strategy.
+
+    TARGET: classes the target does not name pool into one "other" class whose target is
+    max(0, 1 − Σ target). UNIFORM: 1/K over the classes present in the input. INPUT: the
+    input's own shares. `present` marks the input frames (candidates) used for the last two.
+    """
+    if distribution == "TARGET":
+        assert target is not None
+        named = [n for n in target if n in names]
+        rows = [c[names.index(n)] for n in named]
+        wanted = [target[n] for n in named]
+        others = [i for i, n in enumerate(names) if n not in target]
+        other_target = max(0.0, 1.0 - sum(target.values()))
+        if others or other_target > 0:
+            rows.append(c[others].sum(axis=0) if others else np.zeros(c.shape[1]))
+            wanted.append(other_target)
+            named.append("other")
+        return np.vstack(rows), np.asarray(wanted, np.float64), named
+    mass = c[:, present].sum(axis=1)
+    keep = mass > 0
+    rows = c[keep]
+    kept_names = [n for n, k in zip(names, keep, strict=True) if k]
+    if distribution == "UNIFORM":
+        wanted = np.full(len(kept_names), 1.0 / max(1, len(kept_names)))
+    else:  # INPUT
+        wanted = mass[keep] / mass[keep].sum()
+    return rows, wanted, kept_names
+
+
+def typicality(embeddings: np.ndarray, alive: np.ndarray, k: int, sample: int = 20000, seed: int = 0) -> np.ndarray:
+    """1 / mean distance to the k nearest neighbours among the candidates. Above `sample`
+    candidates the neighbours come from a fixed seeded sample of them (exact below)."""
+    idx = np.flatnonzero(alive)
+    ref = idx
+    if len(idx) > sample:
+        ref = np.sort(np.random.default_rng(seed).choice(idx, sample, replace=False))
+    ref_emb = embeddings[ref]
+    k_eff = min(k, max(1, len(ref) - 1))
+    out = np.zeros(len(embeddings), np.float64)
+    for start in range(0, len(idx), 2048):
+        rows = idx[start : start + 2048]
+        sim = embeddings[rows] @ ref_emb.T
+        dist = np.sqrt(np.maximum(2.0 - 2.0 * sim, 0.0))
+        # a frame is not its own neighbour
+        self_pos = np.searchsorted(ref, rows)
+        is_self = (self_pos < len(ref)) & (ref[np.minimum(self_pos, len(ref) - 1)] == rows)
+        dist[np.flatnonzero(is_self), self_pos[is_self]] = np.inf
+        nearest = np.partition(dist, k_eff - 1, axis=1)[:, :k_eff]
+        nearest = np.where(np.isinf(nearest), np.nan, nearest)
+        mean = np.nanmean(nearest, axis=1)
+        out[rows] = 1.0 / np.maximum(np.nan_to_num(mean, nan=np.inf), 1e-12)
+    return out
+
+
+def similarity(embeddings: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Max cosine similarity to the query embeddings."""
+    out = np.full(len(embeddings), -1.0, np.float64)
+    for start in range(0, len(embeddings), 65536):
+        block = embeddings[start : start + 65536] @ queries.T
+        out[start : start + 65536] = block.max(axis=1)
+    return out
