@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_infer.add_argument("--batch", type=int, default=16)
     bench_infer.add_argument("--max-frames", type=int, default=None, help="cut each video to this many frames")
     bench_infer.add_argument("--out", default=None, help="append a markdown row to this file")
+    bench_select = bench_sub.add_parser("select", help="builtin selection engine at scale, and its naive reference")
+    bench_select.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    bench_select.add_argument("--picks", type=int, default=1000)
+    bench_select.add_argument("--dim", type=int, default=448)
+    bench_select.add_argument("--reference-n", type=int, default=20_000)
+    bench_select.add_argument("--reference-picks", type=int, default=100)
+    bench_select.add_argument("--out", default=None)
     bench.set_defaults(func=cmd_bench)
 
     return parser

@@ -7,6 +7,7 @@ import sys
 
 from framesift.jobs.context import RunContext, load_context
 from framesift.jobs.convert import convert
+from framesift.jobs.export import run_export
 from framesift.jobs.infer import EXIT_BAD_INPUT, ModelHolder, infer_video
 from framesift.jobs.pipeline import RunSummary, Stage
 from framesift.jobs.progress import video_bar
@@ -21,11 +22,21 @@ def _select_stage(ctx: RunContext, summary: RunSummary) -> None:
     summary.extra["selected.json"] = ctx.output.url(ctx.person_key("selected.json"))
 
 
+def _export_stage(ctx: RunContext, summary: RunSummary) -> None:
+    outcome = run_export(ctx, summary.stage_seconds)
+    state = "unchanged, skipped" if outcome.skipped else "written"
+    summary.extra["export"] = f"{outcome.frames} frames {state} under {ctx.output.url('frames/')}"
+    summary.extra["export.json"] = outcome.export_uri
+    summary.extra["report"] = outcome.report_uri
+    summary.extra["report (pdf)"] = ctx.output.url(outcome.files["reportPdf"])
+
+
 def later_stages(ctx: RunContext) -> list[tuple[str, Stage]]:
     """The stages after convert that this run asks for (selection, export)."""
     stages: list[tuple[str, Stage]] = []
     if ctx.run.spec.selection is not None:
         stages.append(("select", _select_stage))
+        stages.append(("export", _export_stage))
     return stages
 
 

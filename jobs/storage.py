@@ -21,6 +21,8 @@ from urllib.parse import quote, unquote, urlparse
 from framesift.api.models import Location
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class StorageError(RuntimeError):
@@ -121,7 +123,8 @@ class LocalStorage(Storage):
         self.uri = self.root.as_uri() + "/"
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve() if key else self.root
+        # Normalise '..' without resolving symlinks: a linked video inside the folder is fine.
+        path = Path(os.path.normpath(self.root / key)) if key else self.root
         if path != self.root and self.root not in path.parents:
             raise StorageError(f"key {key!r} leaves {self.uri}")
         return path
@@ -179,6 +182,7 @@ class LocalStorage(Storage):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
             try:
+                os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files get the usual mode
                 with os.fdopen(fd, "wb") as handle:
                     write(handle)
                 os.replace(tmp, path)

@@ -162,3 +162,91 @@ def decode(path: Path, stride: int = 1, log: DecodeLog | None = None) -> Iterato
     log.frames = index
     if index == 0:
         raise VideoError("no decodable frame" + (f" ({log.errors[0]})" if log.errors else ""))
+
+
+# ----- exact frame access -----------------------------------------------------------------------
+
+
+def frame_pts_table(path: Path) -> tuple[list[int], list[int]] | None:
+    """(pts of frame i for every i, keyframe pts) from one demux pass, no decoding; None when
+    packets lack timestamps (then only a sequential decode knows which frame is which)."""
+    container, stream = open_video(path)
+    pts: list[int] = []
+    keys: list[int] = []
+    with container:
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    return None
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keys.append(packet.pts)
+        except av.error.FFmpegError:
+            return None
+    if len(set(pts)) != len(pts) or not keys:
+        return None
+    return sorted(pts), sorted(keys)  # the decoder emits frames in presentation order
+
+
+def _sequential(path: Path, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    targets = set(wanted)
+    last = max(wanted)
+    for frame in decode(path):
+        if frame.index in targets:
+            yield frame.index, frame.image
+        if frame.index >= last:
+            return
+
+
+def extract_frames(path: Path, indices: list[int], decode_errors: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """The frames at `indices` (decode-order indices, as `decode` counts them), pixel-identical
+    to a sequential decode, in ascending index order.
+
+    Sorts the indices and sweeps forward; jumps (seek to the keyframe before a target, then
+    decode forward to its exact pts) only where a keyframe lies between the current position
+    and the target, so sparse-keyframe streams are never decoded twice. Falls back to a
+    sequential decode when the stream has no usable timestamps or had decode errors (then a
+    frame's index is only known by counting).
+    """
+    wanted = sorted(set(indices))
+    if not wanted:
+        return
+    table = None if decode_errors else frame_pts_table(path)
+    if table is None:
+        yield from _sequential(path, wanted)
+        return
+    pts_of, keyframes = table
+    if wanted[-1] >= len(pts_of):
+        raise VideoError(f"frame {wanted[-1]} requested, the video has {len(pts_of)} frames")
+    container, stream = open_video(path)
+    stream.thread_type = "AUTO"
+    with container:
+        position: int | None = None  # pts of the last decoded frame
+        frames: Iterator[av.VideoFrame] | None = None
+        for index in wanted:
+            target = pts_of[index]
+            key = keyframes[max(0, _bisect_right(keyframes, target) - 1)]
+            if frames is None or position is None or position >= target or key > position:
+                container.seek(key, stream=stream, backward=True, any_frame=False)
+                frames = container.decode(stream)
+            found = None
+            for frame in frames:
+                position = frame.pts
+                if frame.pts == target:
+                    found = frame
+                    break
+                if frame.pts is not None and frame.pts > target:
+                    break
+            if found is None:  # timestamps disagree with the demuxer: count instead
+                container.close()
+                yield from _sequential(path, [i for i in wanted if i >= index])
+                return
+            yield index, found.to_ndarray(format="bgr24")
+
+
+def _bisect_right(values: list[int], x: int) -> int:
+    import bisect
+
+    return bisect.bisect_right(values, x)

@@ -104,9 +104,11 @@ def normalize_rows(embeddings: np.ndarray) -> np.ndarray:
     emb = np.asarray(embeddings, dtype=np.float32)
     if not emb.flags.writeable:
         emb = emb.copy()
-    norms = np.linalg.norm(emb, axis=1)
-    norms[norms == 0] = 1.0
-    emb /= norms[:, None]
+    for start in range(0, len(emb), 65536):  # np.linalg.norm would square a full-size copy
+        block = emb[start : start + 65536]
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+        norms[norms == 0] = 1.0
+        block /= norms[:, None]
     return emb
 
 

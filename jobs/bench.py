@@ -1,0 +1,285 @@
+"""`framesift bench ...`: throughput as ratios against a baseline measured in the same run.
+
+- infer: (a) the seed tutorial's way — `model.predict(video)` per video, a second pass for
+  embeddings, one JSON file written per frame as results arrive — against (b) framesift's
+  infer + convert, and both against the model's bare forward pass on the same frames.
+- select: the builtin engine at 100 k and 1 M frames (d = 448, 1 000 picks, the seed's
+  five-strategy config), time and peak memory, and a naive full-recompute reference on a subset
+  that must pick exactly the same frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+SEED_SELECTION = {
+    "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+        {
+            "input": {"type": "PREDICTIONS", "task": "yolov8_detection", "name": "CLASS_DISTRIBUTION"},
+            "strategy": {"type": "BALANCE", "target": {"person": 0.33, "bicycle": 0.34, "car": 0.33}},
+        },
+        {
+            "input": {"type": "SCORES", "task": "yolov8_detection", "score": "object_frequency"},
+            "strategy": {"type": "WEIGHTS"},
+        },
+        {
+            "input": {"type": "SCORES", "task": "yolov8_detection", "score": "objectness_least_confidence"},
+            "strategy": {"type": "WEIGHTS"},
+        },
+        {
+            "input": {"type": "METADATA", "key": "video_name"},
+            "strategy": {
+                "type": "BALANCE",
+                "target": {"passageway1-c0": 0.34, "terrace1-c0": 0.33, "terrace1-c2": 0.33},
+            },
+        },
+    ]
+}
+
+
+def machine() -> str:
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
+
+
+def _cut_videos(videos: list[Path], max_frames: int | None, work: Path) -> list[Path]:
+    """Re-encode each clip's first max_frames frames (losslessly enough) so both ways see the same frames."""
+    if not max_frames:
+        return videos
+    import av
+
+    out = []
+    for video in videos:
+        dest = work / f"{video.stem}-{max_frames}.mp4"
+        with av.open(str(video)) as src, av.open(str(dest), "w") as dst:
+            stream = src.streams.video[0]
+            enc = dst.add_stream("libx264", rate=stream.average_rate or 25)
+            enc.width, enc.height, enc.pix_fmt = stream.codec_context.width, stream.codec_context.height, "yuv420p"
+            enc.options = {"crf": "10"}
+            for i, frame in enumerate(src.decode(stream)):
+                if i >= max_frames:
+                    break
+                for packet in enc.encode(frame.reformat(format="yuv420p")):
+                    dst.mux(packet)
+            for packet in enc.encode():
+                dst.mux(packet)
+        out.append(dest)
+    return out
+
+
+def tutorial_way(videos: list[Path], weights: str, imgsz: int, out_dir: Path) -> tuple[int, float]:
+    """The seed tutorial: predict per video, JSON per frame written in the loop, then embed."""
+    from framesift.jobs.model import prepare_ultralytics_env
+
+    prepare_ultralytics_env()
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    model = YOLO(weights)
+    torch.set_num_threads(os.cpu_count() or 1)
+    frames = 0
+    start = time.perf_counter()
+    for video in videos:
+        for i, result in enumerate(model.predict(str(video), stream=True, conf=0.1, imgsz=imgsz, verbose=False)):
+            preds = [
+                {
+                    "category_id": int(b[5]),
+                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                    "score": float(b[4]),
+                }
+                for b in result.boxes.data.tolist()
+            ]
+            (out_dir / f"{video.stem}-{i}-{video.suffix[1:]}.json").write_text(
+                json.dumps({"file_name": f"{video.stem}-{i}.png", "predictions": preds})
+            )
+            frames += 1
+        for _ in model.embed(str(video), stream=True, imgsz=imgsz, verbose=False):
+            pass
+    return frames, time.perf_counter() - start
+
+
+def framesift_way(videos: list[Path], weights: str, imgsz: int, batch: int, work: Path) -> tuple[int, float]:
+    from framesift.api.manifest import parse_run
+    from framesift.jobs.context import RunContext
+    from framesift.jobs.convert import convert
+    from framesift.jobs.infer import ModelHolder, infer_video
+    from framesift.jobs.progress import video_bar
+
+    video_dir = work / "videos"
+    video_dir.mkdir()
+    for v in videos:
+        (video_dir / v.name).symlink_to(v.resolve())
+    doc = {
+        "apiVersion": "framesift.dev/v1alpha1",
+        "kind": "ActiveLearningRun",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "input": {"uri": str(video_dir)},
+            "output": {"uri": str(work / "out")},
+            "model": {"weights": weights, "imgsz": imgsz, "batch": batch, "conf": 0.1},
+        },
+    }
+    ctx = RunContext(parse_run(doc, "bench"), work)
+    holder = ModelHolder(ctx)
+    _ = holder.detector  # load outside the timing, as the tutorial's YOLO() is
+    start = time.perf_counter()
+    frames = 0
+    for index in range(len(ctx.videos)):
+        frames += infer_video(ctx, index, holder, lambda k, n: video_bar(k, n, False)).inferred
+    convert(ctx)
+    return frames, time.perf_counter() - start
+
+
+def bare_forward(videos: list[Path], weights: str, imgsz: int, batch: int, limit: int = 256) -> float:
+    """Frames/s of the network's forward pass alone, on already decoded and preprocessed frames."""
+    from framesift.api.models import ModelSpec
+    from framesift.jobs.model import OnePassDetector, load_model
+    from framesift.jobs.video import decode
+
+    spec = ModelSpec(weights=weights, imgsz=imgsz, batch=batch)
+    detector = OnePassDetector(load_model(spec), spec)
+    images = []
+    for video in videos:
+        for frame in decode(video):
+            images.append(frame.image)
+            if len(images) >= limit // len(videos) * (videos.index(video) + 1):
+                break
+    batches = [detector.preprocess(images[i : i + batch]) for i in range(0, len(images), batch)]
+    detector.forward(batches[0])  # warm up
+    start = time.perf_counter()
+    for tensor in batches:
+        detector.forward(tensor)
+    return len(images) / (time.perf_counter() - start)
+
+
+def bench_infer(args: argparse.Namespace) -> dict[str, Any]:
+    videos = [Path(v) for v in args.videos] if args.videos else sorted(REPO_SHARED.glob("*.*"))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        videos = _cut_videos(videos, args.max_frames, work)
+        (work / "tutorial").mkdir()
+        a_frames, a_seconds = tutorial_way(videos, args.weights, args.imgsz, work / "tutorial")
+        (work / "fs").mkdir()
+        b_frames, b_seconds = framesift_way(videos, args.weights, args.imgsz, args.batch, work / "fs")
+        bare = bare_forward(videos, args.weights, args.imgsz, args.batch)
+    a_fps, b_fps = a_frames / a_seconds, b_frames / b_seconds
+    return {
+        "videos": [v.name for v in videos],
+        "frames": b_frames,
+        "weights": args.weights,
+        "imgsz": args.imgsz,
+        "batch": args.batch,
+        "tutorial_fps": round(a_fps, 2),
+        "framesift_fps": round(b_fps, 2),
+        "speedup": round(b_fps / a_fps, 2),
+        "bare_forward_fps": round(bare, 2),
+        "framesift_vs_bare": round(b_fps / bare, 3),
+        "machine": machine(),
+    }
+
+
+# ----- select --------------------------------------------------------------------------------
+
+
+def _select_child(n: int, picks: int, dim: int) -> dict[str, Any]:
+    from framesift.api.selection_config import SelectionConfig
+    from framesift.jobs.selection.engine import select
+    from framesift.jobs.selection.synthetic import synthetic_data
+
+    config = SelectionConfig.model_validate({"n_samples": picks, **SEED_SELECTION})
+    data = synthetic_data(n, dim=dim)
+    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    start = time.perf_counter()
+    result = select(data, config)
+    seconds = time.perf_counter() - start
+    return {
+        "n": n,
+        "dim": dim,
+        "picks": len(result.picks),
+        "seconds": round(seconds, 2),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+        "rss_after_data_gb": round(rss_data, 2),
+    }
+
+
+def _reference_child(n: int, picks: int, dim: int) -> dict[str, Any]:
+    from framesift.api.selection_config import SelectionConfig
+    from framesift.jobs.selection.engine import select
+    from framesift.jobs.selection.reference import naive_select
+    from framesift.jobs.selection.synthetic import synthetic_data
+
+    config = SelectionConfig.model_validate({"n_samples": picks, **SEED_SELECTION})
+    data = synthetic_data(n, dim=dim)
+    start = time.perf_counter()
+    fast = [p.index for p in select(data, config).picks]
+    fast_s = time.perf_counter() - start
+    start = time.perf_counter()
+    naive = naive_select(data, config)
+    naive_s = time.perf_counter() - start
+    return {
+        "n": n,
+        "picks": picks,
+        "identical": fast == naive,
+        "engine_seconds": round(fast_s, 3),
+        "naive_seconds": round(naive_s, 3),
+        "speedup": round(naive_s / fast_s, 1),
+    }
+
+
+def bench_select(args: argparse.Namespace) -> dict[str, Any]:
+    rows = []
+    for n in args.sizes:
+        out = subprocess.run(
+            [sys.executable, "-m", "framesift.jobs.bench", "select-child", str(n), str(args.picks), str(args.dim)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    ref = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "framesift.jobs.bench",
+            "reference-child",
+            str(args.reference_n),
+            str(args.reference_picks),
+            str(args.dim),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {"runs": rows, "reference": json.loads(ref.stdout.strip().splitlines()[-1]), "machine": machine()}
+
+
+def main(args: argparse.Namespace) -> int:
+    result = bench_infer(args) if args.bench == "infer" else bench_select(args)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if getattr(args, "out", None):
+        with open(args.out, "a", encoding="utf-8") as handle:
+            handle.write(f"\n```json\n{text}\n```\n")
+    return 0
+
+
+if __name__ == "__main__":
+    kind, n, picks, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    child = _select_child if kind == "select-child" else _reference_child
+    print(json.dumps(child(n, picks, dim)))

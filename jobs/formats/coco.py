@@ -1,0 +1,45 @@
+"""COCO detection JSON: images, categories, and the predicted boxes (with score) as annotations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framesift.jobs.formats.detections import FrameRecord
+
+
+def coco(frames: list[FrameRecord], categories: dict[int, str], description: str) -> dict[str, Any]:
+    images, annotations = [], []
+    for image_id, frame in enumerate(frames, start=1):
+        images.append(
+            {
+                "id": image_id,
+                "file_name": frame.file_name,
+                "width": frame.width,
+                "height": frame.height,
+                "coco_url": frame.read_url,
+                "video": frame.video,
+                "frame_index": frame.frame_index,
+            }
+        )
+        for box in frame.boxes:
+            x, y, w, h = box.xywh
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": box.category_id,
+                    "bbox": [round(x, 2), round(y, 2), round(w, 2), round(h, 2)],
+                    "area": round(w * h, 2),
+                    "iscrowd": 0,
+                    "score": round(box.score, 6),
+                }
+            )
+    return {
+        "info": {"description": description, "version": "1.0"},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": [
+            {"id": cid, "name": name, "supercategory": "object"} for cid, name in sorted(categories.items())
+        ],
+    }
