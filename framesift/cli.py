@@ -86,6 +86,33 @@ def cmd_scores(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operator(args: argparse.Namespace) -> int:
+    from framesift.operator.handlers import run_operator
+
+    if not args.image:
+        print("error: give the framesift image for the Jobs: --image or $FRAMESIFT_IMAGE", file=sys.stderr)
+        return EXIT_USAGE
+    namespaces = [n for n in (args.namespace or []) if n]
+    run_operator(args.image, namespaces, args.metrics_port or None, args.liveness_port or None, args.resync)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import yaml
+
+    from framesift.api.manifest import load_run
+    from framesift.jobs.storage import open_storage
+    from framesift.operator.manifests import plan_objects
+    from framesift.operator.runner import resolve_videos
+
+    run = load_run(args.run)
+    namespace = args.namespace or run.metadata.namespace or "default"
+    videos = resolve_videos(run, open_storage(run.spec.input, Path(args.run).resolve().parent))
+    objects = plan_objects(run, "<uid of the ActiveLearningRun>", namespace, args.image, videos)
+    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from framesift.jobs import bench
 
@@ -121,6 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
     crd = sub.add_parser("crd", help="write the CRD generated from the API models")
     crd.add_argument("--out", default="crds/framesift.dev_activelearningruns.yaml", help="file, or - for stdout")
     crd.set_defaults(func=cmd_crd)
+
+    operator = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")
+    operator.add_argument("--image", default=os.environ.get("FRAMESIFT_IMAGE"), help="image for the stage Jobs")
+    operator.add_argument(
+        "--namespace",
+        action="append",
+        default=[n for n in os.environ.get("FRAMESIFT_NAMESPACES", "").split(",") if n],
+        help="watch only these namespaces (repeat; default: cluster-wide)",
+    )
+    operator.add_argument("--metrics-port", type=int, default=int(os.environ.get("FRAMESIFT_METRICS_PORT", "8080")))
+    operator.add_argument("--liveness-port", type=int, default=int(os.environ.get("FRAMESIFT_LIVENESS_PORT", "8081")))
+    operator.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
+    operator.set_defaults(func=cmd_operator)
+
+    plan = sub.add_parser("plan", help="print every object the operator would create for a run (YAML)")
+    plan.add_argument("run", help="ActiveLearningRun YAML")
+    plan.add_argument("--image", default=os.environ.get("FRAMESIFT_IMAGE", "framesift/framesift:0.1.0"))
+    plan.add_argument("--namespace", default=None)
+    plan.set_defaults(func=cmd_plan)
 
     select = sub.add_parser("select", help="select frames from a LightlyOne layout and embeddings (no pipeline)")
     select.add_argument("--lightly-dir", required=True, help="folder or s3:// prefix holding .lightly/")

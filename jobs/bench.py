@@ -153,18 +153,25 @@ def bare_forward(videos: list[Path], weights: str, imgsz: int, batch: int, limit
 
     spec = ModelSpec(weights=weights, imgsz=imgsz, batch=batch)
     detector = OnePassDetector(load_model(spec), spec)
-    images = []
-    for video in videos:
-        for frame in decode(video):
-            images.append(frame.image)
-            if len(images) >= limit // len(videos) * (videos.index(video) + 1):
-                break
+    # The same mix of frame sizes as the full run: every k-th frame of every video.
+    counts = [_count(v) for v in videos]
+    stride = max(1, sum(counts) // limit)
+    images = [frame.image for video in videos for frame in decode(video, stride=stride)]
     batches = [detector.preprocess(images[i : i + batch]) for i in range(0, len(images), batch)]
     detector.forward(batches[0])  # warm up
     start = time.perf_counter()
     for tensor in batches:
         detector.forward(tensor)
     return len(images) / (time.perf_counter() - start)
+
+
+def _count(video: Path) -> int:
+    from framesift.jobs.video import DecodeLog, decode
+
+    log = DecodeLog()
+    for _ in decode(video, stride=10_000_000, log=log):
+        pass
+    return log.frames
 
 
 def bench_infer(args: argparse.Namespace) -> dict[str, Any]:

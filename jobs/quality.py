@@ -47,7 +47,9 @@ def uniform_row_ratio(gray: np.ndarray) -> float:
 
 def frame_quality(bgr: np.ndarray) -> FrameQuality:
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var())
+    # float32 holds a uint8 Laplacian exactly and is 6x faster than float64; meanStdDev sums in double
+    _, std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
+    sharpness = float(std[0, 0]) ** 2
     brightness = float(gray.mean()) / 255.0
     return FrameQuality(uniform_row_ratio(gray), sharpness, brightness)
 

@@ -115,6 +115,7 @@ def run_select(ctx: RunContext) -> SelectOutcome:
     document = result.to_json()
     document["run"] = ctx.name
     document["corrupt"] = data.corrupt_reasons
+    document["frames"] = len(data)
     ctx.output.write_text(selection_key(ctx), json.dumps({"state": state, "selection": document}, indent=1))
     ctx.output.write_text(ctx.person_key("selected.json"), json.dumps(document, indent=1))
     log.info("selected %d frames (%s)", len(result.picks), result.stopped_because)

@@ -213,7 +213,7 @@ class LocalStorage(Storage):
 
 
 class S3Storage(Storage):
-    def __init__(self, bucket: str, prefix: str, location: Location):
+    def __init__(self, bucket: str, prefix: str, location: Location, credentials: dict[str, str] | None = None):
         import boto3
         from botocore.config import Config
 
@@ -228,9 +228,16 @@ class S3Storage(Storage):
         )
         # Credentials come from the environment (AWS_* variables, filled from the referenced Secret
         # in a pod); endpoint and region from the spec, else the AWS_* environment too.
-        self.client = boto3.session.Session().client(
+        # The operator passes a referenced Secret's keys explicitly (held in memory only).
+        creds = credentials or {}
+        session = boto3.session.Session(
+            aws_access_key_id=creds.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=creds.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=creds.get("AWS_SESSION_TOKEN"),
+        )
+        self.client = session.client(
             "s3",
-            endpoint_url=location.endpoint_url or None,
+            endpoint_url=location.endpoint_url or creds.get("AWS_ENDPOINT_URL") or None,
             region_name=location.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
             config=config,
         )
@@ -336,13 +343,16 @@ class S3Storage(Storage):
         return url
 
 
-def open_storage(location: Location | str, base_dir: Path | None = None) -> Storage:
-    """A Storage for a spec location; relative local paths resolve against base_dir (the manifest's folder)."""
+def open_storage(
+    location: Location | str, base_dir: Path | None = None, credentials: dict[str, str] | None = None
+) -> Storage:
+    """A Storage for a spec location; relative local paths resolve against base_dir (the manifest's folder).
+    Credentials come from the environment unless given (the operator reads them from a Secret)."""
     loc = Location(uri=location) if isinstance(location, str) else location
     uri = loc.uri
     if uri.startswith("s3://"):
         parsed = urlparse(uri)
-        return S3Storage(parsed.netloc, unquote(parsed.path), loc)
+        return S3Storage(parsed.netloc, unquote(parsed.path), loc, credentials)
     if uri.startswith("file://"):
         path = Path(unquote(urlparse(uri).path))
     else:

@@ -1,0 +1,128 @@
+"""The operator's side effects on the cluster: a thin layer over the Kubernetes client.
+
+Everything comes back as plain dicts. Label selectors are applied here, client-side, as well as
+sent to the server: children are also matched by the run's UID in their ownerReferences, so a
+stale Job of an earlier run with the same name is never mistaken for this run's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from framesift.api.models import GROUP, PLURAL, VERSION
+from framesift.operator.manifests import LABEL_RUN, LABEL_STAGE
+from framesift.operator.reconcile import now
+
+
+class Cluster:
+    def __init__(self, api: client.ApiClient):
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    @staticmethod
+    def _json(response: Any) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(response.data or b"{}")
+        return data
+
+    def _get(self, call: Any, *args: Any) -> dict[str, Any] | None:
+        try:
+            return self._json(call(*args, _preload_content=False))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    # ----- runs -----
+
+    def get_run(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        data = self._json(self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, _preload_content=False))
+        return list(data.get("items", []))
+
+    def patch_run_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _preload_content=False
+        )
+
+    # ----- children -----
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(self.core.read_namespaced_config_map, name, namespace)
+
+    def jobs_of(self, namespace: str, run_name: str, run_uid: str) -> dict[str, dict[str, Any]]:
+        data = self._json(
+            self.batch.list_namespaced_job(namespace, label_selector=f"{LABEL_RUN}={run_name}", _preload_content=False)
+        )
+        jobs: dict[str, dict[str, Any]] = {}
+        for job in data.get("items", []):
+            meta = job.get("metadata", {})
+            owned = any(ref.get("uid") == run_uid for ref in meta.get("ownerReferences") or [])
+            labels = meta.get("labels") or {}
+            if owned and labels.get(LABEL_RUN) == run_name and LABEL_STAGE in labels:
+                jobs[labels[LABEL_STAGE]] = job
+        return jobs
+
+    def create(self, obj: dict[str, Any]) -> bool:
+        """Create a child; False when it already exists (a restart raced us: that is fine)."""
+        namespace = obj["metadata"]["namespace"]
+        try:
+            if obj["kind"] == "ConfigMap":
+                self.core.create_namespaced_config_map(namespace, obj, _preload_content=False)
+            elif obj["kind"] == "Job":
+                self.batch.create_namespaced_job(namespace, obj, _preload_content=False)
+            else:
+                raise ValueError(f"unexpected kind {obj['kind']}")
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str]:
+        """A referenced Secret's keys, decoded, for this process's memory only."""
+        secret = self._get(self.core.read_namespaced_secret, name, namespace)
+        if secret is None:
+            raise LookupError(f"Secret {namespace}/{name} does not exist")
+        return {k: base64.b64decode(v).decode("utf-8") for k, v in (secret.get("data") or {}).items()}
+
+    # ----- events -----
+
+    def post_event(self, run: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        meta = run["metadata"]
+        stamp = now()
+        digest = hashlib.sha1(f"{meta.get('uid')}|{reason}|{message}|{stamp}".encode()).hexdigest()[:10]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{digest}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": run["apiVersion"],
+                "kind": run["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": kind,
+            "source": {"component": "framesift-operator"},
+            "reportingComponent": "framesift-operator",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+        except ApiException as err:
+            if err.status != 409:
+                raise

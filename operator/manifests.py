@@ -1,0 +1,241 @@
+"""Every object the operator creates, as pure functions of the run (no cluster access).
+
+`framesift plan` prints these same objects, so what reviewers read is what the operator makes.
+Names are deterministic (`<run>-<stage>`), every child carries an ownerReference to the run
+(garbage collection) and the labels `framesift.dev/run` and `framesift.dev/stage`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import yaml
+
+from framesift.api.manifest import run_to_document
+from framesift.api.models import API_VERSION, KIND, ActiveLearningRun, StageResources
+
+STAGES = ("infer", "convert", "select", "export")
+LABEL_RUN = "framesift.dev/run"
+LABEL_STAGE = "framesift.dev/stage"
+LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
+CONFIG_MOUNT = "/etc/framesift"
+RUN_FILE = f"{CONFIG_MOUNT}/run.yaml"
+VIDEOS_FILE = f"{CONFIG_MOUNT}/videos.json"
+EXIT_BAD_INPUT = 3  # `framesift job infer` for a video that cannot be decoded
+RUN_AS_USER = 10001
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def child_name(run_name: str, stage: str) -> str:
+    """`<run>-<stage>`, shortened with a hash when the run's name is long (63-char names;
+    Job names also label their pods, so they stay ≤ 63)."""
+    name = f"{run_name}-{stage}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha1(run_name.encode()).hexdigest()[:8]
+    return f"{run_name[: 63 - len(stage) - 10]}-{digest}-{stage}"
+
+
+def labels(run_name: str, stage: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "framesift",
+        "app.kubernetes.io/managed-by": "framesift-operator",
+        LABEL_RUN: run_name,
+        LABEL_STAGE: stage,
+    }
+
+
+def owner_reference(run_name: str, run_uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": run_name,
+        "uid": run_uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _meta(run: ActiveLearningRun, run_uid: str, namespace: str, stage: str) -> dict[str, Any]:
+    return {
+        "name": child_name(run.metadata.name, stage),
+        "namespace": namespace,
+        "labels": labels(run.metadata.name, stage),
+        "ownerReferences": [owner_reference(run.metadata.name, run_uid)],
+    }
+
+
+def build_configmap(
+    run: ActiveLearningRun, run_uid: str, namespace: str, videos: list[dict[str, Any]], generation: int | None
+) -> dict[str, Any]:
+    """The run's spec as the Jobs read it, and the resolved, sorted video list (index N of the
+    inference Job is videos[N]). No secret values: the spec holds only Secret names."""
+    document = run_to_document(run)
+    document["metadata"] = {"name": run.metadata.name, "namespace": namespace}
+    meta = _meta(run, run_uid, namespace, "config")
+    meta["annotations"] = {
+        "framesift.dev/spec-generation": str(generation if generation is not None else 0),
+        "framesift.dev/videos": str(len(videos)),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta,
+        "data": {"run.yaml": yaml.safe_dump(document, sort_keys=False), "videos.json": json.dumps(videos, indent=1)},
+    }
+
+
+def _secret_names(run: ActiveLearningRun) -> list[str]:
+    names = []
+    for location in (run.spec.input, run.spec.output):
+        if location.credentials and location.credentials.secret_name not in names:
+            names.append(location.credentials.secret_name)
+    return names
+
+
+def _resources(stage_resources: StageResources, default_gpus: int) -> dict[str, Any]:
+    requests = dict(stage_resources.requests)
+    limits = dict(stage_resources.limits)
+    gpus = stage_resources.gpus if stage_resources.gpus is not None else default_gpus
+    if gpus:
+        limits[GPU_RESOURCE] = str(gpus)  # extended resources: the limit is the request
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _pod_spec(
+    run: ActiveLearningRun, stage: str, image: str, stage_resources: StageResources, config_name: str, default_gpus: int
+) -> dict[str, Any]:
+    command = ["framesift", "job", stage, "--run", RUN_FILE, "--video-list", VIDEOS_FILE, "--no-progress"]
+    container: dict[str, Any] = {
+        "name": stage,
+        "image": image,
+        "command": command,
+        "env": [
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "FRAMESIFT_CACHE", "value": "/tmp/framesift"},
+            {"name": "YOLO_CONFIG_DIR", "value": "/tmp/ultralytics"},
+            {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"},
+        ],
+        "envFrom": [{"secretRef": {"name": name}} for name in _secret_names(run)],
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    resources = _resources(stage_resources, default_gpus)
+    if resources:
+        container["resources"] = resources
+    if not container["envFrom"]:
+        del container["envFrom"]
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [{"name": "config", "configMap": {"name": config_name}}, {"name": "tmp", "emptyDir": {}}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "automountServiceAccountToken": False,
+    }
+    if stage_resources.node_selector:
+        spec["nodeSelector"] = dict(stage_resources.node_selector)
+    if stage_resources.tolerations:
+        spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in stage_resources.tolerations]
+    if stage_resources.priority_class_name:
+        spec["priorityClassName"] = stage_resources.priority_class_name
+    return spec
+
+
+def build_job(
+    run: ActiveLearningRun, run_uid: str, namespace: str, stage: str, image: str, n_videos: int
+) -> dict[str, Any]:
+    """The Job of one stage. Inference is ONE Indexed Job, an index per video: a broken video
+    fails its own index (exit 3 fails it at once, node disruptions do not count), never the run."""
+    resources = getattr(run.spec.resources, stage)
+    meta = _meta(run, run_uid, namespace, stage)
+    pod_labels = labels(run.metadata.name, stage)
+    queue = run.spec.resources.queue_name
+    if queue:
+        meta["labels"][LABEL_QUEUE] = queue
+    config_name = child_name(run.metadata.name, "config")
+    pod_spec = _pod_spec(run, stage, image, resources, config_name, default_gpus=1 if stage == "infer" else 0)
+    spec: dict[str, Any] = {"template": {"metadata": {"labels": pod_labels}, "spec": pod_spec}}
+    if stage == "infer":
+        spec.update(
+            {
+                "completionMode": "Indexed",
+                "completions": n_videos,
+                "parallelism": min(n_videos, resources.parallelism or 4),
+                "backoffLimitPerIndex": resources.backoff_limit_per_index
+                if resources.backoff_limit_per_index is not None
+                else 1,
+                "maxFailedIndexes": n_videos,  # every video may fail on its own; the operator judges the run
+                "podFailurePolicy": {
+                    "rules": [
+                        {
+                            "action": "FailIndex",
+                            "onExitCodes": {"containerName": "infer", "operator": "In", "values": [EXIT_BAD_INPUT]},
+                        },
+                        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                    ]
+                },
+            }
+        )
+    else:
+        spec.update(
+            {
+                "completions": 1,
+                "parallelism": 1,
+                "backoffLimit": resources.backoff_limit_per_index
+                if resources.backoff_limit_per_index is not None
+                else 2,
+                "podFailurePolicy": {
+                    "rules": [
+                        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                    ]
+                },
+            }
+        )
+    if resources.active_deadline_seconds:
+        spec["activeDeadlineSeconds"] = resources.active_deadline_seconds
+    if queue:
+        spec["suspend"] = True  # Kueue admits (unsuspends) it; the operator never does
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+
+
+def stages_for(run: ActiveLearningRun) -> tuple[str, ...]:
+    """infer and convert always; select and export when the run has a selection_config."""
+    return STAGES if run.spec.selection is not None else STAGES[:2]
+
+
+def plan_objects(
+    run: ActiveLearningRun,
+    run_uid: str,
+    namespace: str,
+    image: str,
+    videos: list[dict[str, Any]],
+    generation: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every object the operator creates for the run, in creation order."""
+    objects = [build_configmap(run, run_uid, namespace, videos, generation)]
+    objects += [
+        build_job(run, run_uid, namespace, stage, run.spec.image or image, len(videos)) for stage in stages_for(run)
+    ]
+    return objects

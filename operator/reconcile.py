@@ -1,0 +1,203 @@
+"""Where a run stands, derived from the objects that exist: pure functions, no cluster access.
+
+The operator may be killed at any moment; on restart it calls `decide` with what it finds and
+carries on. A child is created only when it is missing, so no Job is ever made twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from framesift.operator.manifests import STAGES
+
+PHASE_OF_STAGE = {"infer": "Inferring", "convert": "Converting", "select": "Selecting", "export": "Exporting"}
+TERMINAL = ("Succeeded", "Failed")
+
+
+def now() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_indexes(text: str | None) -> set[int]:
+    """Kubernetes' interval notation for Job indexes: "0-2,5" → {0, 1, 2, 5}."""
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.update(range(int(lo), int(hi) + 1))
+        else:
+            out.add(int(part))
+    return out
+
+
+def job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+@dataclass
+class InferProgress:
+    total: int
+    done: set[int]
+    failed: set[int]
+    finished: bool
+
+
+def infer_progress(job: dict[str, Any], total: int) -> InferProgress:
+    status = job.get("status") or {}
+    done = parse_indexes(status.get("completedIndexes"))
+    failed = parse_indexes(status.get("failedIndexes"))
+    terminal = job_condition(job, "Complete") or job_condition(job, "Failed")
+    return InferProgress(total, done, failed, bool(terminal) or len(done | failed) >= total)
+
+
+@dataclass
+class Decision:
+    """What to do now: children to create (by stage), the status to publish, events to post."""
+
+    create: list[str] = field(default_factory=list)  # "config" or a stage
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    read_results: bool = False  # the operator should read the selection/export summary
+
+
+def set_condition(
+    conditions: list[dict[str, Any]], kind: str, status: str, reason: str, message: str, generation: int | None
+) -> list[dict[str, Any]]:
+    """Conditions keep their lastTransitionTime unless their status changes."""
+    out = [dict(c) for c in conditions if c.get("type") != kind]
+    previous = next((c for c in conditions if c.get("type") == kind), None)
+    stamp = previous["lastTransitionTime"] if previous and previous.get("status") == status else now()
+    cond = {"type": kind, "status": status, "reason": reason, "message": message[:1000], "lastTransitionTime": stamp}
+    if generation is not None:
+        cond["observedGeneration"] = generation
+    out.append(cond)
+    return sorted(out, key=lambda c: c["type"])
+
+
+def _fail(decision: Decision, status: dict[str, Any], reason: str, message: str, generation: int | None) -> Decision:
+    status["phase"] = "Failed"
+    status["message"] = message
+    status["finishedAt"] = status.get("finishedAt") or now()
+    conds = set_condition(status.get("conditions", []), "Failed", "True", reason, message, generation)
+    status["conditions"] = set_condition(conds, "Succeeded", "False", reason, message, generation)
+    decision.events.append(("Warning", reason, message))
+    return decision
+
+
+def decide(
+    stages: tuple[str, ...],
+    status: dict[str, Any],
+    generation: int | None,
+    config_exists: bool,
+    videos: list[str] | None,
+    jobs: dict[str, dict[str, Any]],
+) -> Decision:
+    """The next step of a run from its current status and children.
+
+    `videos` is the run's resolved video list (None until the ConfigMap exists); `jobs` maps
+    stage → the Job found for it.
+    """
+    status = {k: v for k, v in status.items()}
+    decision = Decision(status=status)
+    old_phase = status.get("phase")
+    if old_phase in TERMINAL:
+        return Decision()
+    status.setdefault("startedAt", now())
+    status["observedGeneration"] = generation
+    if not config_exists or videos is None:
+        decision.create.append("config")
+        status["phase"] = "Pending"
+        return _announce(decision, old_phase)
+
+    for stage in stages:
+        job = jobs.get(stage)
+        if job is None:
+            decision.create.append(stage)
+            status["phase"] = PHASE_OF_STAGE[stage]
+            if stage == "infer":
+                status["videos"] = {"total": len(videos), "done": 0, "failed": 0, "failedVideos": []}
+            return _announce(decision, old_phase)
+        if stage == "infer":
+            progress = infer_progress(job, len(videos))
+            status["videos"] = {
+                "total": len(videos),
+                "done": len(progress.done),
+                "failed": len(progress.failed),
+                "failedVideos": [
+                    {"name": videos[i], "reason": "inference failed (see the index's pod)"}
+                    for i in sorted(progress.failed)
+                    if i < len(videos)
+                ],
+            }
+            if not progress.finished:
+                status["phase"] = "Inferring"
+                _suspended(job, status)
+                return _announce(decision, old_phase)
+            if not progress.done:
+                return _fail(
+                    decision,
+                    status,
+                    "AllVideosFailed",
+                    f"inference failed for every one of the {len(videos)} videos",
+                    generation,
+                )
+            if progress.failed and old_phase == "Inferring":
+                names = ", ".join(videos[i] for i in sorted(progress.failed)[:5])
+                decision.events.append(
+                    ("Warning", "VideosFailed", f"{len(progress.failed)} video(s) failed and are left out: {names}")
+                )
+            continue
+        failed = job_condition(job, "Failed")
+        if failed:
+            message = (
+                f"{stage} Job {job['metadata']['name']} failed: {failed.get('reason', '')} "
+                f"{failed.get('message', '')}".strip()
+            )
+            return _fail(decision, status, f"{stage.capitalize()}Failed", message, generation)
+        if not job_condition(job, "Complete"):
+            status["phase"] = PHASE_OF_STAGE[stage]
+            _suspended(job, status)
+            return _announce(decision, old_phase)
+
+    status["phase"] = "Succeeded"
+    status["finishedAt"] = status.get("finishedAt") or now()
+    status.pop("message", None)
+    status["conditions"] = set_condition(
+        status.get("conditions", []), "Succeeded", "True", "RunSucceeded", "every stage finished", generation
+    )
+    decision.read_results = True
+    return _announce(decision, old_phase)
+
+
+def _suspended(job: dict[str, Any], status: dict[str, Any]) -> None:
+    if (job.get("spec") or {}).get("suspend"):
+        status["message"] = f"Job {job['metadata']['name']} is waiting for admission (suspended, Kueue)"
+    else:
+        status.pop("message", None)
+
+
+def _announce(decision: Decision, old_phase: str | None) -> Decision:
+    new_phase = decision.status.get("phase")
+    if new_phase != old_phase:
+        kind = "Normal"
+        message = {
+            "Pending": "run accepted; listing the input",
+            "Inferring": "inference Job running",
+            "Converting": "writing the LightlyOne layout",
+            "Selecting": "selecting frames",
+            "Exporting": "exporting the selected frames and the report",
+            "Succeeded": "every stage finished",
+        }.get(str(new_phase), str(new_phase))
+        decision.events.append((kind, str(new_phase), message))
+    return decision
+
+
+__all__ = ["STAGES", "Decision", "decide", "infer_progress", "parse_indexes", "set_condition"]

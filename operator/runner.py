@@ -1,0 +1,208 @@
+"""One reconcile of one run: read what exists, `decide`, create what is missing, publish status.
+
+Level-triggered and idempotent: it may run any number of times, from any event, after any
+restart. Secrets referenced by the run are read into memory to list the input and to read the
+run's results; their values are never written to status, events, ConfigMaps or logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framesift.api.errors import ManifestError
+from framesift.api.manifest import parse_run
+from framesift.api.models import ActiveLearningRun, Location
+from framesift.jobs.context import InputError, RunContext, video_list_document
+from framesift.jobs.storage import Storage, StorageError, open_storage
+from framesift.jobs.video import list_videos
+from framesift.operator import metrics
+from framesift.operator.kube import Cluster
+from framesift.operator.manifests import build_configmap, build_job, child_name, stages_for
+from framesift.operator.reconcile import TERMINAL, Decision, decide, now, set_condition
+
+log = logging.getLogger(__name__)
+SPEC_GENERATION = "framesift.dev/spec-generation"
+
+
+@dataclass
+class Snapshot:
+    """The run as its Jobs see it: the spec frozen in the ConfigMap when the run started."""
+
+    run: ActiveLearningRun
+    videos: list[dict[str, Any]]
+    generation: int | None
+
+
+def _credentials(cluster: Cluster, namespace: str, location: Location) -> dict[str, str] | None:
+    if location.credentials is None:
+        return None
+    return cluster.read_secret(namespace, location.credentials.secret_name)
+
+
+def storage_for(cluster: Cluster, namespace: str, location: Location) -> Storage:
+    return open_storage(location, credentials=_credentials(cluster, namespace, location))
+
+
+def resolve_videos(run: ActiveLearningRun, input_storage: Storage) -> list[dict[str, Any]]:
+    """The sorted video list the inference Job is sized by (`framesift plan` uses it too)."""
+    videos = list_videos(input_storage, run.spec.input)
+    if not videos:
+        raise InputError(f"spec.input: no videos under {input_storage.uri} match include={run.spec.input.include}")
+    return video_list_document(videos)
+
+
+def _snapshot(configmap: dict[str, Any]) -> Snapshot:
+    data = configmap.get("data") or {}
+    run = parse_run(yaml.safe_load(data["run.yaml"]), f"ConfigMap {configmap['metadata']['name']}")
+    generation = (configmap["metadata"].get("annotations") or {}).get(SPEC_GENERATION)
+    return Snapshot(run, json.loads(data.get("videos.json", "[]")), int(generation) if generation else None)
+
+
+class Reconciler:
+    def __init__(self, cluster: Cluster, image: str):
+        self.cluster = cluster
+        self.image = image
+
+    def reconcile(self, namespace: str, name: str) -> str | None:
+        """Move one run forward as far as it can go now; returns its phase."""
+        body = self.cluster.get_run(namespace, name)
+        if body is None:
+            return None
+        status = dict(body.get("status") or {})
+        if status.get("phase") in TERMINAL:
+            metrics.observe_phase(namespace, name, status["phase"])
+            return str(status["phase"])
+        for _ in range(len(stages_for_body(body)) + 2):  # create config then the first Job in one pass
+            phase, progressed = self._step(body, namespace, name)
+            if not progressed:
+                return phase
+            body = self.cluster.get_run(namespace, name) or body
+        return phase
+
+    def _step(self, body: dict[str, Any], namespace: str, name: str) -> tuple[str | None, bool]:
+        meta = body["metadata"]
+        uid = meta.get("uid", "")
+        generation = meta.get("generation")
+        status = dict(body.get("status") or {})
+        try:
+            current = parse_run({k: v for k, v in body.items() if k != "status"}, f"ActiveLearningRun {name}")
+        except ManifestError as err:
+            return self._invalid(body, status, generation, "InvalidSpec", "; ".join(err.problems)), False
+
+        configmap = self.cluster.get_configmap(namespace, child_name(name, "config"))
+        snapshot = _snapshot(configmap) if configmap else None
+        run = snapshot.run if snapshot else current
+        if (
+            snapshot
+            and generation is not None
+            and snapshot.generation is not None
+            and generation != snapshot.generation
+        ):
+            status = self._spec_changed(body, status, generation)
+        jobs = self.cluster.jobs_of(namespace, name, uid)
+        metrics.observe_jobs(jobs)
+        videos = [v["key"] for v in snapshot.videos] if snapshot else None
+        decision = decide(stages_for(run), status, generation, configmap is not None, videos, jobs)
+        if not decision.status and not decision.create:
+            return status.get("phase"), False
+
+        progressed = False
+        for item in decision.create:
+            if item == "config":
+                try:
+                    listed = resolve_videos(run, storage_for(self.cluster, namespace, run.spec.input))
+                except (InputError, StorageError, LookupError) as err:
+                    return self._invalid(body, status, generation, "InputUnavailable", str(err)), False
+                progressed |= self.cluster.create(build_configmap(run, uid, namespace, listed, generation))
+            else:
+                image = run.spec.image or self.image
+                n_videos = len(snapshot.videos) if snapshot else 0
+                progressed |= self.cluster.create(build_job(run, uid, namespace, item, image, n_videos))
+        if decision.read_results:
+            self._read_results(run, namespace, decision)
+        self._publish(body, status, decision)
+        return decision.status.get("phase"), progressed
+
+    # ----- helpers -----
+
+    def _publish(self, body: dict[str, Any], old: dict[str, Any], decision: Decision) -> None:
+        meta = body["metadata"]
+        new = decision.status
+        if new != (body.get("status") or {}):
+            self.cluster.patch_run_status(meta["namespace"], meta["name"], new)
+        for kind, reason, message in decision.events:
+            self.cluster.post_event(body, kind, reason, message)
+            if kind == "Warning" and reason.endswith("Failed"):
+                metrics.JOB_FAILURES.labels(stage=reason.removesuffix("Failed").lower() or "run").inc()
+        metrics.observe_phase(meta["namespace"], meta["name"], new.get("phase"))
+
+    def _invalid(
+        self, body: dict[str, Any], status: dict[str, Any], generation: int | None, reason: str, message: str
+    ) -> str:
+        decision = Decision(status=dict(status))
+        decision.status.update(
+            {"phase": "Failed", "message": message, "finishedAt": now(), "observedGeneration": generation}
+        )
+        conds = set_condition(status.get("conditions", []), "Failed", "True", reason, message, generation)
+        decision.status["conditions"] = set_condition(conds, "Succeeded", "False", reason, message, generation)
+        decision.events.append(("Warning", reason, message))
+        self._publish(body, status, decision)
+        return "Failed"
+
+    def _spec_changed(self, body: dict[str, Any], status: dict[str, Any], generation: int) -> dict[str, Any]:
+        conditions = status.get("conditions", [])
+        if not any(
+            c.get("type") == "SpecChangeIgnored" and c.get("observedGeneration") == generation for c in conditions
+        ):
+            message = (
+                "the spec changed after the run started; the run goes on with the spec it started with "
+                "(create a new ActiveLearningRun to run the new spec)"
+            )
+            status = {
+                **status,
+                "conditions": set_condition(
+                    conditions, "SpecChangeIgnored", "True", "SpecChangedAfterStart", message, generation
+                ),
+            }
+            self.cluster.post_event(body, "Warning", "SpecChangeIgnored", message)
+        return status
+
+    def _read_results(self, run: ActiveLearningRun, namespace: str, decision: Decision) -> None:
+        """Selected count, per-video counts, frames and the report/export URIs, from the output."""
+        try:
+            output = storage_for(self.cluster, namespace, run.spec.output)
+            ctx = RunContext(run, base_dir=Path("/"))
+            if output.exists(ctx.run_key("selection.json")):
+                selection = json.loads(output.read_text(ctx.run_key("selection.json")))["selection"]
+                per_video: dict[str, int] = {}
+                for item in selection["selected"]:
+                    per_video[item["video"]] = per_video.get(item["video"], 0) + 1
+                decision.status["selected"] = len(selection["selected"])
+                decision.status["perVideoSelected"] = per_video
+                decision.status["frames"] = {
+                    "total": int(selection.get("frames", 0)),
+                    "corrupt": int(selection["filtered"].get("corrupt", 0)),
+                }
+            if output.exists(ctx.run_key("export.json")):
+                marker = json.loads(output.read_text(ctx.run_key("export.json")))
+                decision.status["reportUri"] = marker["reportUri"]
+                decision.status["exportUri"] = marker["exportUri"]
+        except (StorageError, LookupError, KeyError, ValueError) as err:
+            log.warning("run %s/%s: cannot read its results for status: %s", namespace, run.metadata.name, err)
+
+
+def stages_for_body(body: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        ("config", "infer", "convert", "select", "export")
+        if (body.get("spec") or {}).get("selection")
+        else ("config", "infer", "convert")
+    )
+
+
+__all__ = ["Reconciler", "resolve_videos", "storage_for"]
