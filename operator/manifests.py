@@ -193,7 +193,7 @@ def build_job(
                             "action": "FailIndex",
                             "onExitCodes": {"containerName": "infer", "operator": "In", "values": [EXIT_BAD_INPUT]},
                         },
-                        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                     ]
                 },
             }
@@ -208,7 +208,7 @@ def build_job(
                 else 2,
                 "podFailurePolicy": {
                     "rules": [
-                        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                     ]
                 },
             }

@@ -120,10 +120,14 @@ class Reconciler:
                 except (InputError, StorageError, LookupError) as err:
                     return self._invalid(body, status, generation, "InputUnavailable", str(err)), False
                 progressed |= self.cluster.create(build_configmap(run, uid, namespace, listed, generation))
+                log.info("run %s/%s: %d videos listed; ConfigMap created", namespace, name, len(listed))
             else:
                 image = run.spec.image or self.image
                 n_videos = len(snapshot.videos) if snapshot else 0
-                progressed |= self.cluster.create(build_job(run, uid, namespace, item, image, n_videos))
+                created = self.cluster.create(build_job(run, uid, namespace, item, image, n_videos))
+                progressed |= created
+                if created:
+                    log.info("run %s/%s: %s Job created", namespace, name, item)
         if decision.read_results:
             self._read_results(run, namespace, decision)
         self._publish(body, status, decision)
@@ -134,9 +138,13 @@ class Reconciler:
     def _publish(self, body: dict[str, Any], old: dict[str, Any], decision: Decision) -> None:
         meta = body["metadata"]
         new = decision.status
-        if new != (body.get("status") or {}):
-            self.cluster.patch_run_status(meta["namespace"], meta["name"], new)
+        current = body.get("status") or {}
+        if new != current:
+            # a merge patch: keys that are gone must be sent as null to be removed
+            patch = {**new, **{k: None for k in current if k not in new}}
+            self.cluster.patch_run_status(meta["namespace"], meta["name"], patch)
         for kind, reason, message in decision.events:
+            log.info("run %s/%s: %s %s: %s", meta["namespace"], meta["name"], kind, reason, message)
             self.cluster.post_event(body, kind, reason, message)
             if kind == "Warning" and reason.endswith("Failed"):
                 metrics.JOB_FAILURES.labels(stage=reason.removesuffix("Failed").lower() or "run").inc()

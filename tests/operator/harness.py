@@ -1,0 +1,391 @@
+"""A cluster for operator tests, with no cluster: kmock as the API server (with the gaps fixed
+that matter to an operator), a test "kubelet" that plays the Job controller by running each Job's
+container command as a local process, and the operator itself as a real `framesift operator`
+process (so it can be killed and restarted)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kmock
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from framesift.operator.manifests import CONFIG_MOUNT
+
+FRAMESIFT = str(Path(sys.executable).parent / "framesift")
+
+
+def stamp() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RealisticEmulator(kmock.KubernetesEmulator):
+    """kmock plus what the operator relies on: uid, resourceVersion, creationTimestamp,
+    generation (bumped on spec changes), the namespace kept in metadata, and 201 on create."""
+
+    _version = 0
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        if request.resource is not None and isinstance(request.data, dict):
+            RealisticEmulator._version += 1
+            version = str(RealisticEmulator._version)
+            meta = request.data.setdefault("metadata", {})
+            if request.action == kmock.action.CREATE:
+                if request.namespace and not meta.get("namespace"):
+                    meta["namespace"] = request.namespace
+                if not meta.get("name") and meta.get("generateName"):
+                    meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+                meta.update(
+                    {
+                        "uid": str(uuid.uuid4()),
+                        "resourceVersion": version,
+                        "creationTimestamp": stamp(),
+                        "generation": 1,
+                    }
+                )
+            elif request.action == kmock.action.UPDATE and request.name is not None:
+                meta["resourceVersion"] = version
+                key = (request.resource, request.namespace, request.name)
+                if "spec" in request.data and request.subresource is None and key in self.objects:
+                    current = self.objects[key]
+                    if not current.deleted and current.raw.get("spec") != {
+                        **current.raw.get("spec", {}),
+                        **request.data["spec"],
+                    }:
+                        meta["generation"] = int(current.raw["metadata"].get("generation", 1)) + 1
+        response = await super()._handle(request)
+        if (
+            request.action == kmock.action.CREATE
+            and getattr(response, "status", None) == 200
+            and not getattr(response, "prepared", True)
+        ):
+            response.set_status(201)
+        return response
+
+
+class ApiServer:
+    """The emulator served over HTTP on 127.0.0.1 from a background event loop."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.emulator: RealisticEmulator | None = None
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(20):
+            raise RuntimeError("kmock did not start")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with RealisticEmulator() as emulator, kmock.Server(emulator) as server:
+            emulator.resources.load_bundled()
+            emulator.resources["framesift.dev/v1alpha1/activelearningruns"] = kmock.ResourceInfo(
+                kind="ActiveLearningRun",
+                singular="activelearningrun",
+                namespaced=True,
+                shortnames={"alr"},
+                verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+                subresources={"status"},
+            )
+            self.emulator = emulator
+            self.url = str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
+
+    def kubeconfig(self, path: Path) -> Path:
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "test",
+                    "clusters": [{"name": "test", "cluster": {"server": self.url}}],
+                    "users": [{"name": "test", "user": {"token": "test"}}],
+                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                }
+            )
+        )
+        return path
+
+    def api(self) -> client.ApiClient:
+        config = client.Configuration()
+        config.host = self.url
+        return client.ApiClient(config)
+
+
+def _indexes(values: set[int]) -> str:
+    return ",".join(str(i) for i in sorted(values))
+
+
+class Kubelet:
+    """Plays the Job controller and the kubelet: runs every unsuspended Job's container command as
+    a local process (per index for Indexed Jobs, with JOB_COMPLETION_INDEX), with the env from the
+    referenced Secrets and the ConfigMap volume written to a folder, and writes Job status as
+    Kubernetes does. Also garbage-collects children whose owner is gone."""
+
+    def __init__(self, server: ApiServer, workdir: Path, env: dict[str, str]):
+        self.api = server.api()
+        self.core = client.CoreV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.workdir = workdir
+        self.env = env
+        self.started: set[str] = set()
+        self.logs: list[Path] = []
+        self.fail_stage: str | None = None  # make this stage's container exit 1 (a Job that fails outright)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _json(self, response: Any) -> dict[str, Any]:
+        return json.loads(response.data or b"{}")
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                jobs = self._json(self.batch.list_job_for_all_namespaces(_preload_content=False))["items"]
+                for job in jobs:
+                    uid = job["metadata"]["uid"]
+                    if uid not in self.started and not job["spec"].get("suspend"):
+                        self.started.add(uid)
+                        threading.Thread(target=self._run_job, args=(job,), daemon=True).start()
+                self._collect_garbage(jobs)
+            except Exception as err:  # keep the loop alive; print for the test log
+                print(f"kubelet: {err!r}", file=sys.stderr)
+            self._stop.wait(0.3)
+
+    def _collect_garbage(self, jobs: list[dict[str, Any]]) -> None:
+        runs = self._json(
+            self.custom.list_cluster_custom_object(
+                "framesift.dev", "v1alpha1", "activelearningruns", _preload_content=False
+            )
+        )["items"]
+        alive = {r["metadata"]["uid"] for r in runs}
+        cms = self._json(self.core.list_config_map_for_all_namespaces(_preload_content=False))["items"]
+        for kind, objs in (("job", jobs), ("cm", cms)):
+            for obj in objs:
+                refs = obj["metadata"].get("ownerReferences") or []
+                if refs and not any(r["uid"] in alive for r in refs):
+                    meta = obj["metadata"]
+                    try:
+                        if kind == "job":
+                            self.batch.delete_namespaced_job(meta["name"], meta["namespace"], _preload_content=False)
+                        else:
+                            self.core.delete_namespaced_config_map(
+                                meta["name"], meta["namespace"], _preload_content=False
+                            )
+                    except ApiException:
+                        pass
+
+    def _patch_status(self, job: dict[str, Any], status: dict[str, Any]) -> None:
+        meta = job["metadata"]
+        self.batch.patch_namespaced_job_status(
+            meta["name"], meta["namespace"], {"status": status}, _preload_content=False
+        )
+
+    def _container_env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
+        env = {**os.environ, **self.env}
+        for item in container.get("env", []):
+            env[item["name"]] = item["value"]
+        env["FRAMESIFT_CACHE"] = str(self.workdir / "cache")  # one cache for all "pods" of the test
+        for source in container.get("envFrom", []):
+            name = source["secretRef"]["name"]
+            secret = self._json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
+            env.update({k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()})
+        return env
+
+    def _run_job(self, job: dict[str, Any]) -> None:
+        meta, spec = job["metadata"], job["spec"]
+        pod = spec["template"]["spec"]
+        container = pod["containers"][0]
+        folder = Path(tempfile.mkdtemp(prefix=f"{meta['name']}-", dir=self.workdir))
+        for volume in pod.get("volumes", []):
+            if "configMap" in volume:
+                cm = self._json(
+                    self.core.read_namespaced_config_map(
+                        volume["configMap"]["name"], meta["namespace"], _preload_content=False
+                    )
+                )
+                (folder / "config").mkdir()
+                for key, value in cm.get("data", {}).items():
+                    (folder / "config" / key).write_text(value)
+        command = [
+            FRAMESIFT if c == "framesift" else c.replace(CONFIG_MOUNT, str(folder / "config"))
+            for c in container["command"]
+        ]
+        if self.fail_stage and meta["labels"].get("framesift.dev/stage") == self.fail_stage:
+            command = [sys.executable, "-c", "import sys; print('simulated crash'); sys.exit(1)"]
+        env = self._container_env(meta["namespace"], container)
+        fail_index_codes = {
+            code
+            for rule in spec.get("podFailurePolicy", {}).get("rules", [])
+            if rule["action"] == "FailIndex"
+            for code in rule["onExitCodes"]["values"]
+        }
+        started = stamp()
+        status: dict[str, Any] = {"startTime": started, "active": 1}
+        self._patch_status(job, status)
+
+        def attempt(index: int | None) -> int:
+            run_env = dict(env)
+            if index is not None:
+                run_env["JOB_COMPLETION_INDEX"] = str(index)
+            log = folder / f"pod-{index if index is not None else 0}-{time.monotonic_ns()}.log"
+            self.logs.append(log)
+            with log.open("w") as out:
+                return subprocess.run(
+                    command, env=run_env, stdout=out, stderr=subprocess.STDOUT, timeout=900
+                ).returncode
+
+        if spec.get("completionMode") == "Indexed":
+            completed: set[int] = set()
+            failed: set[int] = set()
+            failures = 0
+            for index in range(spec["completions"]):
+                for _ in range(spec.get("backoffLimitPerIndex", 0) + 1):
+                    code = attempt(index)
+                    if code == 0:
+                        completed.add(index)
+                        break
+                    failures += 1
+                    if code in fail_index_codes:
+                        break
+                if index not in completed:
+                    failed.add(index)
+                status.update(
+                    {
+                        "completedIndexes": _indexes(completed),
+                        "failedIndexes": _indexes(failed),
+                        "succeeded": len(completed),
+                        "failed": failures,
+                    }
+                )
+                self._patch_status(job, status)
+            if failed:
+                conditions = [
+                    {
+                        "type": "FailureTarget",
+                        "status": "True",
+                        "reason": "FailedIndexes",
+                        "message": "Job has failed indexes",
+                    },
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "FailedIndexes",
+                        "message": "Job has failed indexes",
+                    },
+                ]
+            else:
+                conditions = [
+                    {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"},
+                    {"type": "Complete", "status": "True", "reason": "CompletionsReached"},
+                ]
+        else:
+            failures = 0
+            for _ in range(spec.get("backoffLimit", 6) + 1):
+                if attempt(None) == 0:
+                    break
+                failures += 1
+                status["failed"] = failures
+                self._patch_status(job, status)
+            else:
+                failures = -1
+            if failures >= 0:
+                status["succeeded"] = 1
+                conditions = [{"type": "Complete", "status": "True", "reason": "CompletionsReached"}]
+            else:
+                conditions = [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "message": "Job has reached the specified backoff limit",
+                    }
+                ]
+        now = stamp()
+        status.update({"active": 0, "conditions": [{**c, "lastTransitionTime": now} for c in conditions]})
+        if any(c["type"] == "Complete" for c in conditions):
+            status["completionTime"] = now
+        self._patch_status(job, status)
+
+
+class Operator:
+    """`framesift operator` as a real process against the emulator."""
+
+    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str]):
+        self.kubeconfig, self.log, self.env = kubeconfig, log, env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = self.liveness_port = 0
+
+    def start(self, metrics_port: int, liveness_port: int) -> None:
+        self.metrics_port, self.liveness_port = metrics_port, liveness_port
+        env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig)}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    FRAMESIFT,
+                    "operator",
+                    "--image",
+                    "framesift:test",
+                    "--resync",
+                    "2",
+                    "--metrics-port",
+                    str(metrics_port),
+                    "--liveness-port",
+                    str(liveness_port),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()  # no goodbye: a crash, as a restart test wants
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

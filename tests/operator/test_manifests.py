@@ -1,0 +1,115 @@
+"""The operator's manifests: pure functions, checked against the official Kubernetes schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from framesift.api.manifest import load_run, parse_run
+from framesift.operator.manifests import build_configmap, build_job, child_name, plan_objects
+
+REPO = Path(__file__).resolve().parents[2]
+VERSIONS = ["1.30", kubernetes_validate.latest_version()]
+VIDEOS = [{"key": f"cam{i}.mp4", "size": 10, "etag": '"abc"', "mtime": 1.0} for i in range(3)]
+
+
+def seed_run(**resources: object):
+    doc = yaml.safe_load((REPO / "examples" / "pedestrians.yaml").read_text())
+    doc["spec"]["resources"] = resources
+    return parse_run(doc, "test")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_object_validates_strictly(version: str) -> None:
+    run = seed_run(
+        queueName="team-a",
+        infer={
+            "parallelism": 2,
+            "nodeSelector": {"gpu": "a100"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "priorityClassName": "batch-low",
+            "requests": {"memory": "8Gi"},
+        },
+    )
+    for obj in plan_objects(run, "uid-1", "ml", "framesift:test", VIDEOS, generation=1):
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_inference_is_one_indexed_job_that_fails_indexes_not_the_run() -> None:
+    job = build_job(seed_run(infer={"parallelism": 2}), "uid-1", "ml", "infer", "img", 3)
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == 3 and spec["parallelism"] == 2
+    assert spec["backoffLimitPerIndex"] == 1 and spec["maxFailedIndexes"] == 3
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0] == {
+        "action": "FailIndex",
+        "onExitCodes": {"containerName": "infer", "operator": "In", "values": [3]},
+    }
+    assert rules[1]["action"] == "Ignore" and rules[1]["onPodConditions"] == [
+        {"type": "DisruptionTarget", "status": "True"}
+    ]
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["command"][:3] == ["framesift", "job", "infer"]
+    assert container["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+
+
+def test_pods_run_locked_down() -> None:
+    job = build_job(seed_run(), "uid-1", "ml", "convert", "img", 3)
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    assert "resources" not in container  # no GPU outside inference unless asked
+
+
+def test_kueue_jobs_are_suspended_and_labelled() -> None:
+    run = seed_run(queueName="team-a")
+    for stage in ("infer", "convert", "select", "export"):
+        job = build_job(run, "uid-1", "ml", stage, "img", 3)
+        assert job["spec"]["suspend"] is True
+        assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert "suspend" not in build_job(seed_run(), "uid-1", "ml", "infer", "img", 3)["spec"]
+
+
+def test_children_are_owned_labelled_and_named_deterministically() -> None:
+    objects = plan_objects(seed_run(), "uid-1", "ml", "img", VIDEOS)
+    assert [o["metadata"]["name"] for o in objects] == [
+        "pedestrians-config",
+        "pedestrians-infer",
+        "pedestrians-convert",
+        "pedestrians-select",
+        "pedestrians-export",
+    ]
+    for obj in objects:
+        (ref,) = obj["metadata"]["ownerReferences"]
+        assert ref["uid"] == "uid-1" and ref["kind"] == "ActiveLearningRun" and ref["controller"] is True
+        assert obj["metadata"]["labels"]["framesift.dev/run"] == "pedestrians"
+    assert len(child_name("x" * 63, "convert")) <= 63
+    assert child_name("x" * 63, "convert") != child_name("x" * 62 + "y", "convert")
+
+
+def test_configmap_holds_spec_and_sorted_videos_but_no_secret_values() -> None:
+    cm = build_configmap(seed_run(), "uid-1", "ml", VIDEOS, generation=4)
+    assert json.loads(cm["data"]["videos.json"]) == VIDEOS
+    assert cm["metadata"]["annotations"]["framesift.dev/spec-generation"] == "4"
+    snapshot = parse_run(yaml.safe_load(cm["data"]["run.yaml"]), "cm")
+    assert snapshot.spec == seed_run().spec
+
+
+def test_runs_without_selection_stop_after_convert(tmp_path: Path) -> None:
+    doc = yaml.safe_load((REPO / "examples" / "pedestrians.yaml").read_text())
+    del doc["spec"]["selection"]
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(doc))
+    objects = plan_objects(load_run(tmp_path / "run.yaml"), "u", "ml", "img", VIDEOS)
+    assert [o["metadata"]["labels"]["framesift.dev/stage"] for o in objects] == ["config", "infer", "convert"]
