@@ -93,19 +93,32 @@ def cmd_operator(args: argparse.Namespace) -> int:
         print("error: give the framesift image for the Jobs: --image or $FRAMESIFT_IMAGE", file=sys.stderr)
         return EXIT_USAGE
     namespaces = [n for n in (args.namespace or []) if n]
-    run_operator(args.image, namespaces, args.metrics_port or None, args.liveness_port or None, args.resync)
+    from framesift.api.defaults import load_defaults
+
+    run_operator(
+        args.image,
+        namespaces,
+        args.metrics_port or None,
+        args.liveness_port or None,
+        args.resync,
+        load_defaults(args.defaults),
+    )
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     import yaml
 
-    from framesift.api.manifest import load_run
+    from framesift.api.defaults import apply_defaults, load_defaults
+    from framesift.api.manifest import load_run, parse_run, run_to_document
     from framesift.jobs.storage import open_storage
     from framesift.operator.manifests import plan_objects
     from framesift.operator.runner import resolve_videos
 
     run = load_run(args.run)
+    defaults = load_defaults(args.defaults)
+    if defaults:
+        run = parse_run(apply_defaults(run_to_document(run), defaults), args.run)
     namespace = args.namespace or run.metadata.namespace or "default"
     videos = resolve_videos(run, open_storage(run.spec.input, Path(args.run).resolve().parent))
     objects = plan_objects(run, "<uid of the ActiveLearningRun>", namespace, args.image, videos)
@@ -160,12 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--metrics-port", type=int, default=int(os.environ.get("FRAMESIFT_METRICS_PORT", "8080")))
     operator.add_argument("--liveness-port", type=int, default=int(os.environ.get("FRAMESIFT_LIVENESS_PORT", "8081")))
     operator.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
+    operator.add_argument(
+        "--defaults",
+        default=os.environ.get("FRAMESIFT_RUN_DEFAULTS"),
+        help="YAML partial spec under every run (GPU nodeSelector, tolerations, queueName, ...)",
+    )
     operator.set_defaults(func=cmd_operator)
 
     plan = sub.add_parser("plan", help="print every object the operator would create for a run (YAML)")
     plan.add_argument("run", help="ActiveLearningRun YAML")
     plan.add_argument("--image", default=os.environ.get("FRAMESIFT_IMAGE", "framesift/framesift:0.1.0"))
     plan.add_argument("--namespace", default=None)
+    plan.add_argument("--defaults", default=os.environ.get("FRAMESIFT_RUN_DEFAULTS"), help="as for the operator")
     plan.set_defaults(func=cmd_plan)
 
     select = sub.add_parser("select", help="select frames from a LightlyOne layout and embeddings (no pipeline)")

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from framesift.api.defaults import apply_defaults
 from framesift.api.errors import ManifestError
 from framesift.api.manifest import parse_run
 from framesift.api.models import ActiveLearningRun, Location
@@ -65,9 +66,10 @@ def _snapshot(configmap: dict[str, Any]) -> Snapshot:
 
 
 class Reconciler:
-    def __init__(self, cluster: Cluster, image: str):
+    def __init__(self, cluster: Cluster, image: str, defaults: dict[str, Any] | None = None):
         self.cluster = cluster
         self.image = image
+        self.defaults = defaults
 
     def reconcile(self, namespace: str, name: str) -> str | None:
         """Move one run forward as far as it can go now; returns its phase."""
@@ -91,7 +93,8 @@ class Reconciler:
         generation = meta.get("generation")
         status = dict(body.get("status") or {})
         try:
-            current = parse_run({k: v for k, v in body.items() if k != "status"}, f"ActiveLearningRun {name}")
+            document = apply_defaults({k: v for k, v in body.items() if k != "status"}, self.defaults)
+            current = parse_run(document, f"ActiveLearningRun {name}")
         except ManifestError as err:
             return self._invalid(body, status, generation, "InvalidSpec", "; ".join(err.problems)), False
 

@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/get-helm.sh
 .venv/bin/ruff check .
 .venv/bin/pytest -q "$@"

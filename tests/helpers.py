@@ -9,7 +9,7 @@ import yaml
 
 from framesift.jobs.synthetic_video import synthetic_video
 
-__all__ = ["manifest", "synthetic_video", "write_manifest"]
+__all__ = ["helm", "manifest", "synthetic_video", "write_manifest"]
 
 
 def manifest(name: str, input_uri: str, output_uri: str, **spec: Any) -> dict[str, Any]:
@@ -32,3 +32,17 @@ def manifest(name: str, input_uri: str, output_uri: str, **spec: Any) -> dict[st
 def write_manifest(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def helm() -> str:
+    """The helm binary: $FRAMESIFT_HELM, one on PATH, or the one scripts/get-helm.sh fetched."""
+    import os
+    import shutil
+
+    import pytest
+
+    repo = Path(__file__).resolve().parents[1]
+    found = os.environ.get("FRAMESIFT_HELM") or shutil.which("helm") or str(repo / ".cache" / "tools" / "helm")
+    if not Path(found).exists():
+        pytest.fail("helm is missing: bash scripts/get-helm.sh (scripts/test.sh runs it)")
+    return found

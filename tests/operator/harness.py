@@ -389,3 +389,28 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 
 def cleanup(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def operator_calls(server: ApiServer) -> set[tuple[str, str, str]]:
+    """(verb, API group, resource[/subresource]) of every request the operator process made:
+    its Kubernetes client says `framesift-operator`, kopf's own client says `kopf`."""
+    calls = set()
+    assert server.emulator is not None
+    for request in list(server.emulator):
+        agent = request.headers.get("User-Agent", "")
+        if request.resource is None or request.resource.plural is None:  # discovery: not under RBAC
+            continue
+        if not ("framesift-operator" in agent or "kopf" in agent.lower()):
+            continue
+        method = str(request.method.value if hasattr(request.method, "value") else request.method).upper()
+        if method == "GET":
+            verb = "watch" if request.params.get("watch") in ("true", "1") else ("get" if request.name else "list")
+        else:
+            verb = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        calls.add((verb, request.resource.group or "", resource))
+    return calls
+
+
+def allowed(rules: list[dict[str, Any]], verb: str, group: str, resource: str) -> bool:
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in rules)

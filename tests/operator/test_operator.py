@@ -11,14 +11,29 @@ import jsonschema
 import kubernetes_validate
 import pytest
 from conftest import Cluster
-from harness import wait_for
-from helpers import manifest, synthetic_video
+from harness import allowed, operator_calls, wait_for
+from helpers import helm, manifest, synthetic_video
 
 from framesift.api.crd import crd
 from framesift.api.models import Location
 from framesift.jobs.storage import open_storage
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def chart_rules() -> list[dict]:
+    import subprocess
+
+    import yaml
+
+    out = subprocess.run(
+        [helm(), "template", "fs", str(REPO / "charts" / "framesift")], capture_output=True, text=True, check=True
+    ).stdout
+    role = next(d for d in yaml.safe_load_all(out) if d and d["kind"] == "ClusterRole")
+    return list(role["rules"])
+
+
 NS = "vision"
 SECRET_VALUE = "planted-secret-3f9c1b7e"
 
@@ -118,6 +133,16 @@ def test_run_over_the_real_clips_reaches_succeeded(cluster: Cluster, s3_server, 
     assert SECRET_VALUE not in everything
     assert SECRET_VALUE not in cluster.operator.log.read_text()
     assert s3_server.secret_key not in everything and s3_server.secret_key not in cluster.operator.log.read_text()
+
+    # every call the operator made is allowed by the chart's RBAC, and every rule is used
+    rules = chart_rules()
+    calls = operator_calls(cluster.server)
+    assert ("create", "batch", "jobs") in calls and ("patch", "framesift.dev", "activelearningruns/status") in calls
+    assert ("get", "", "secrets") in calls and ("create", "", "events") in calls
+    denied = sorted(c for c in calls if not allowed(rules, *c))
+    assert denied == [], f"calls the chart's ClusterRole does not allow: {denied}"
+    granted = {(v, g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert sorted(granted - calls) == [], "rules the operator never needed: make the ClusterRole minimal"
 
     # deleting the run garbage-collects its children (no finalizer in the way)
     assert not run["metadata"].get("finalizers")
