@@ -41,6 +41,9 @@ class RunSummary:
 def preflight(ctx: RunContext) -> None:
     """Everything that can fail cheaply, before hours of inference: videos to read, an output to
     write, weights that exist."""
+    from framesift.jobs.select import check_engine
+
+    check_engine(ctx.run)
     _ = ctx.videos
     ctx.output.check_writable()
     resolve_weights(ctx.run.spec.model.weights)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from framesift.api.errors import validate_or_raise
+from framesift.api.models import ActiveLearningRun
 from framesift.api.selection_config import SelectionConfig
 from framesift.jobs.collect import load_ok_results, run_entries
 from framesift.jobs.context import RunContext
@@ -75,13 +76,18 @@ def per_video_counts(result: SelectionResult) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def check_engine(run: ActiveLearningRun) -> None:
+    """Fail before any inference when the run asks for an engine this build cannot drive."""
+    if run.spec.selection is not None and run.spec.selector.engine != "builtin":
+        raise SelectorUnavailable(
+            "spec.selector.engine: lightlyone (a LightlyOne Worker driven through the Lightly API) is not "
+            "available in this build; use engine: builtin, which reads the same selection_config"
+        )
+
+
 def run_select(ctx: RunContext) -> SelectOutcome:
     spec = ctx.run.spec
-    if spec.selector.engine != "builtin":
-        raise SelectorUnavailable(
-            "spec.selector.engine lightlyone needs a LightlyOne Worker and token; "
-            "this build runs the builtin engine only"
-        )
+    check_engine(ctx.run)
     if spec.selection is None:
         raise SourceError("spec.selection is missing: give a LightlyOne selection_config (n_samples, strategies)")
     entries = run_entries(ctx)

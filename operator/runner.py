@@ -20,6 +20,7 @@ from framesift.api.errors import ManifestError
 from framesift.api.manifest import parse_run
 from framesift.api.models import ActiveLearningRun, Location
 from framesift.jobs.context import InputError, RunContext, video_list_document
+from framesift.jobs.select import SelectorUnavailable, check_engine
 from framesift.jobs.storage import Storage, StorageError, open_storage
 from framesift.jobs.video import list_videos
 from framesift.operator import metrics
@@ -98,6 +99,10 @@ class Reconciler:
         except ManifestError as err:
             return self._invalid(body, status, generation, "InvalidSpec", "; ".join(err.problems)), False
 
+        try:
+            check_engine(current)
+        except SelectorUnavailable as err:
+            return self._invalid(body, status, generation, "EngineUnavailable", str(err)), False
         configmap = self.cluster.get_configmap(namespace, child_name(name, "config"))
         snapshot = _snapshot(configmap) if configmap else None
         run = snapshot.run if snapshot else current

@@ -169,15 +169,18 @@ def test_identical_frames_share_a_pixel_hash(tmp_path: Path) -> None:
         ({"input": {"uri": "empty/"}}, "spec.input: no videos under"),
         ({"model": {"weights": "models/missing.pt"}}, "model.weights 'models/missing.pt': no such file"),
         ({"output": {"uri": "blocker/out/"}}, "is not writable"),
+        ({"selector": {"engine": "lightlyone", "token": {"name": "lightly-token"}}},
+         "spec.selector.engine: lightlyone"),
     ],
 )
 def test_bad_input_fails_before_inference(tmp_path: Path, change: dict, expected: str) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "blocker").write_text("a file, not a folder")
     synthetic_video(tmp_path / "clip.avi", frames=5)
-    doc = manifest("bad", str(tmp_path), str(tmp_path / "out"))
+    selection = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    doc = manifest("bad", str(tmp_path), str(tmp_path / "out"), selection=selection)
     for key, value in change.items():
-        doc["spec"][key].update(value)
+        doc["spec"].setdefault(key, {}).update(value)
     result = framesift("run", str(write_manifest(tmp_path / "run.yaml", doc)), "--no-progress")
     assert result.returncode in (1, 2)
     assert expected in result.stderr
