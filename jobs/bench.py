@@ -156,13 +156,16 @@ def bare_forward(videos: list[Path], weights: str, imgsz: int, batch: int, limit
     # The same mix of frame sizes as the full run: every k-th frame of every video.
     counts = [_count(v) for v in videos]
     stride = max(1, sum(counts) // limit)
-    images = [frame.image for video in videos for frame in decode(video, stride=stride)]
-    batches = [detector.preprocess(images[i : i + batch]) for i in range(0, len(images), batch)]
+    batches = []
+    for video in videos:  # a batch holds frames of one size, as in a run
+        images = [frame.image for frame in decode(video, stride=stride)]
+        batches += [detector.preprocess(images[i : i + batch]) for i in range(0, len(images), batch)]
+    frames = sum(len(b) for b in batches)
     detector.forward(batches[0])  # warm up
     start = time.perf_counter()
     for tensor in batches:
         detector.forward(tensor)
-    return len(images) / (time.perf_counter() - start)
+    return frames / (time.perf_counter() - start)
 
 
 def _count(video: Path) -> int:

@@ -169,8 +169,10 @@ def test_identical_frames_share_a_pixel_hash(tmp_path: Path) -> None:
         ({"input": {"uri": "empty/"}}, "spec.input: no videos under"),
         ({"model": {"weights": "models/missing.pt"}}, "model.weights 'models/missing.pt': no such file"),
         ({"output": {"uri": "blocker/out/"}}, "is not writable"),
-        ({"selector": {"engine": "lightlyone", "token": {"name": "lightly-token"}}},
-         "spec.selector.engine: lightlyone"),
+        (
+            {"selector": {"engine": "lightlyone", "token": {"name": "lightly-token"}}},
+            "spec.selector.engine: lightlyone",
+        ),
     ],
 )
 def test_bad_input_fails_before_inference(tmp_path: Path, change: dict, expected: str) -> None:
