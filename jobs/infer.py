@@ -66,7 +66,7 @@ def _producer(path: Path, stride: int, out: queue.Queue[Any], dlog: DecodeLog, s
     try:
         for frame in decode(path, stride, dlog):
             q = frame_quality(frame.image)
-            digest = hashlib.blake2b(frame.image.tobytes(), digest_size=16).hexdigest()
+            digest = hashlib.blake2b(np.ascontiguousarray(frame.image).data, digest_size=16).hexdigest()
             while not stop.is_set():
                 try:
                     out.put(_Item(frame, (q.uniform_row_ratio, q.sharpness, q.brightness), digest), timeout=0.5)

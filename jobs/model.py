@@ -198,12 +198,17 @@ class OnePassDetector:
             hook.remove()
 
     def preprocess(self, frames: list[np.ndarray]) -> Any:
+        """Ultralytics' letterbox, RGB, [0, 1] floats. The NHWC batch viewed as NCHW already has the
+        channels-last layout, so no copy is made to get there."""
+        import cv2
+
         torch = self.torch
-        batch = np.stack([self.letterbox(image=f) for f in frames])
-        tensor = torch.from_numpy(batch).to(self.model.device).permute(0, 3, 1, 2).flip(1)  # BGR → RGB
-        tensor = tensor.float().div_(255.0)
-        channels_last = _channels_last(self.model.device)
-        return tensor.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        batch = np.stack([cv2.cvtColor(self.letterbox(image=f), cv2.COLOR_BGR2RGB) for f in frames])
+        tensor = torch.from_numpy(batch).to(self.model.device).permute(0, 3, 1, 2)  # a view, channels-last strides
+        tensor = tensor.float().div_(255.0)  # keeps the strides
+        if not _channels_last(self.model.device):
+            tensor = tensor.contiguous()
+        return tensor
 
     def forward(self, tensor: Any) -> tuple[Any, np.ndarray]:
         """The bare forward pass, returning raw predictions and the embeddings."""
