@@ -11,7 +11,8 @@ COPY constraints.txt pyproject.toml README.md ./
 COPY framesift ./framesift
 COPY operator ./operator
 COPY jobs ./jobs
-RUN python -m venv /opt/framesift \
+# (the venv is made from /, not /src: /src/operator would shadow the stdlib `operator` for `python -m`)
+RUN cd / && python -m venv /opt/framesift && cd /src \
  && if [ -n "$TORCH_INDEX_URL" ]; then \
       /opt/framesift/bin/pip install --index-url "$TORCH_INDEX_URL" torch torchvision; \
     else \

@@ -255,32 +255,27 @@ def _reference_child(n: int, picks: int, dim: int) -> dict[str, Any]:
     }
 
 
-def bench_select(args: argparse.Namespace) -> dict[str, Any]:
-    rows = []
-    for n in args.sizes:
-        out = subprocess.run(
-            [sys.executable, "-m", "framesift.jobs.bench", "select-child", str(n), str(args.picks), str(args.dim)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), file=sys.stderr)
-    ref = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "framesift.jobs.bench",
-            "reference-child",
-            str(args.reference_n),
-            str(args.reference_picks),
-            str(args.dim),
-        ],
+def _child(kind: str, *numbers: int) -> dict[str, Any]:
+    """One measurement in a fresh process (clean peak memory). Not started from the repo root:
+    its operator/ folder would shadow the standard library's `operator` for `python -m`."""
+    out = subprocess.run(
+        [sys.executable, "-m", "framesift.jobs.bench", kind, *map(str, numbers)],
         capture_output=True,
         text=True,
         check=True,
+        cwd=tempfile.gettempdir(),
     )
-    return {"runs": rows, "reference": json.loads(ref.stdout.strip().splitlines()[-1]), "machine": machine()}
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def bench_select(args: argparse.Namespace) -> dict[str, Any]:
+    rows = []
+    for n in args.sizes:
+        rows.append(_child("select-child", n, args.picks, args.dim))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    reference = _child("reference-child", args.reference_n, args.reference_picks, args.dim)
+    return {"runs": rows, "reference": reference, "machine": machine()}
 
 
 def main(args: argparse.Namespace) -> int:

@@ -103,7 +103,7 @@ def convert(ctx: RunContext) -> ConvertOutcome:
     for e in entries:
         if not e.cache_key:
             continue
-        res = read_results(ctx.output, e.cache_key)
+        res = read_results(ctx.output, e.cache_key, embeddings=False)
         categories = categories or {int(k): v for k, v in res.manifest["categories"].items()}
         files = frame_predictions(res, categories, spec.output.frame_format)
         ctx.output.write_many(

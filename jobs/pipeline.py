@@ -20,7 +20,7 @@ from framesift.jobs.convert import ConvertOutcome, convert
 from framesift.jobs.infer import ModelHolder, VideoOutcome, infer_video
 from framesift.jobs.model import resolve_weights
 from framesift.jobs.progress import format_table, video_bar
-from framesift.jobs.results import read_results
+from framesift.jobs.results import read_frame_column
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,8 @@ def preflight(ctx: RunContext) -> None:
 def count_corrupt(ctx: RunContext, outcome: VideoOutcome) -> int:
     if not outcome.cache_key:
         return 0
-    res = read_results(ctx.output, outcome.cache_key)
-    threshold = ctx.run.spec.quality.corruption_threshold
-    return int(np.count_nonzero(res.uniform_row_ratio > threshold))
+    ratios = read_frame_column(ctx.output, outcome.cache_key, "uniform_row_ratio")
+    return int(np.count_nonzero(ratios > ctx.run.spec.quality.corruption_threshold))
 
 
 def infer_all(ctx: RunContext, summary: RunSummary, show_progress: bool) -> None:

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from typing import Any
 
 from tqdm import tqdm
 
+log = logging.getLogger(__name__)
+
+
+class LogProgress:
+    """Progress for logs (Kubernetes pods, CI): a line every `every` seconds instead of a bar."""
+
+    def __init__(self, label: str, total: int | None, every: float = 30.0):
+        self.label, self.total, self.every = label, total, every
+        self.done = 0
+        self.started = self.last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            of = f"/{self.total}" if self.total else ""
+            log.info("%s: %d%s frames, %.1f frames/s", self.label, self.done, of, rate)
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
 
 def video_bar(label: str, total: int | None, enabled: bool = True) -> Any:
-    """A per-video bar: frames done, frames/s."""
+    """A per-video bar on a terminal (frames done, frames/s); periodic log lines otherwise."""
+    if not enabled:
+        return LogProgress(label, total)
     return tqdm(
         total=total,
         desc=label[-40:],
         unit="frame",
         file=sys.stderr,
-        disable=not enabled,
         dynamic_ncols=True,
         leave=True,
         mininterval=0.5,

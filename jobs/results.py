@@ -142,14 +142,25 @@ def read_manifest(storage: Storage, key: str) -> dict[str, Any] | None:
     return manifest
 
 
-def read_results(storage: Storage, key: str) -> VideoResults:
+FRAME_COLUMNS = ("frame_index", "pts", "time_s", "uniform_row_ratio", "sharpness", "brightness", "pixel_hash")
+
+
+def read_frame_column(storage: Storage, key: str, column: str) -> np.ndarray:
+    """One per-frame column, without decoding the embeddings (summaries, counts)."""
+    data = storage.read_bytes(join_key(result_prefix(key), "frames.parquet"))
+    return pq.read_table(io.BytesIO(data), columns=[column]).column(column).to_numpy()
+
+
+def read_results(storage: Storage, key: str, embeddings: bool = True) -> VideoResults:
+    """A video's results; `embeddings=False` skips decoding them (conversion needs none)."""
     manifest = read_manifest(storage, key)
     if manifest is None:
         raise FileNotFoundError(f"no finished results for cache key {key} in {storage.uri}")
     prefix = result_prefix(key)
-    frames = pq.read_table(io.BytesIO(storage.read_bytes(join_key(prefix, "frames.parquet"))))
+    columns = list(FRAME_COLUMNS) + (["embedding"] if embeddings else [])
+    frames = pq.read_table(io.BytesIO(storage.read_bytes(join_key(prefix, "frames.parquet"))), columns=columns)
     dets = pq.read_table(io.BytesIO(storage.read_bytes(join_key(prefix, "detections.parquet"))))
-    emb_col = frames.column("embedding")
+    emb_col = frames.column("embedding") if embeddings else pa.nulls(frames.num_rows)
     if pa.types.is_fixed_size_list(emb_col.type):
         emb = emb_col.combine_chunks()
         embeddings = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), emb.type.list_size)

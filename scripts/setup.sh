@@ -2,13 +2,16 @@
 # Make .venv/ with framesift and everything it needs, from the package registries.
 # torch/torchvision are pinned first (constraints.txt): only that pair loads together here.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+  # Not `python -m` from the repository root: its operator/ folder would shadow the standard
+  # library's `operator` module for that interpreter. (Console scripts are not affected.)
+  (cd / && "$PYTHON" -m venv "$repo/.venv")
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c constraints.txt torch torchvision
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -c constraints.txt torch torchvision
+.venv/bin/pip install -q -c constraints.txt -e ".[test]"
 .venv/bin/framesift --help >/dev/null
 echo "framesift is ready: .venv/bin/framesift" >&2

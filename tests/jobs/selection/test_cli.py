@@ -203,3 +203,13 @@ def test_seed_config_on_real_predictions_respects_video_balance(real_videos: Pat
     assert all(len(s["scores"]) == 5 for s in selected["selected"])
     again = framesift("run", str(run_file), "--no-progress")
     assert "unchanged, skipped" in again.stdout
+
+
+def test_bench_select_runs_and_the_reference_agrees() -> None:
+    result = framesift(
+        "bench", "select", "--sizes", "5000", "--picks", "30", "--reference-n", "1500", "--reference-picks", "25"
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["runs"][0]["n"] == 5000 and doc["runs"][0]["picks"] == 30
+    assert doc["reference"]["identical"] is True
