@@ -113,3 +113,46 @@ def test_runs_without_selection_stop_after_convert(tmp_path: Path) -> None:
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(doc))
     objects = plan_objects(load_run(tmp_path / "run.yaml"), "u", "ml", "img", VIDEOS)
     assert [o["metadata"]["labels"]["framesift.dev/stage"] for o in objects] == ["config", "infer", "convert"]
+
+
+def test_plan_prints_what_the_operator_would_create(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from helpers import manifest, synthetic_video, write_manifest
+
+    for name in ("b.mp4", "a.mp4", "notes.txt"):
+        if name.endswith(".mp4"):
+            synthetic_video(tmp_path / name, frames=3, codec="libx264")
+        else:
+            (tmp_path / name).write_text("not a video")
+    selection = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    run_file = write_manifest(tmp_path / "run.yaml", manifest("planned", str(tmp_path), "out/", selection=selection))
+    defaults = tmp_path / "defaults.yaml"
+    defaults.write_text("resources: {queueName: team-gpus, infer: {nodeSelector: {gpu: a100}}}\n")
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "framesift"),
+            "plan",
+            str(run_file),
+            "--image",
+            "img:1",
+            "--namespace",
+            "vision",
+            "--defaults",
+            str(defaults),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    docs = list(yaml.safe_load_all(out))
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Job", "Job", "Job", "Job"]
+    assert [v["key"] for v in json.loads(docs[0]["data"]["videos.json"])] == ["a.mp4", "b.mp4"]
+    infer = docs[1]
+    assert infer["spec"]["completions"] == 2 and infer["metadata"]["namespace"] == "vision"
+    assert infer["spec"]["template"]["spec"]["nodeSelector"] == {"gpu": "a100"}
+    assert all(d["spec"]["suspend"] is True for d in docs[1:])
+    for doc in docs:
+        kubernetes_validate.validate(doc, VERSIONS[-1], strict=True)
