@@ -193,7 +193,13 @@ def _png(fig: Figure) -> str:
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
+
+
+def _corrupt_text(data: SelectionData) -> str:
+    reasons = "; ".join(f"{reason}: {count}" for reason, count in data.corrupt_reasons.items() if count)
+    return f"{int(data.corrupt.sum())}" + (f" ({reasons})" if reasons else "")
 
 
 def summary_rows(
@@ -210,10 +216,7 @@ def summary_rows(
         ["output", ctx.output.uri],
         ["videos", f"{len(entries)} ({len(entries) - len(failed)} ok, {len(failed)} failed)"],
         ["frames inferred", len(data)],
-        [
-            "corrupt frames",
-            f"{int(data.corrupt.sum())} " + "; ".join(f"{k}: {v}" for k, v in data.corrupt_reasons.items()),
-        ],
+        ["corrupt frames", _corrupt_text(data)],
         ["candidates", selection["candidates"]],
         ["frames selected", len(selection["selected"])],
         ["stopped because", selection["stoppedBecause"]],
