@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from framesift.api.manifest import load_run
 from framesift.api.models import ActiveLearningRun
 from framesift.jobs.storage import ObjectInfo, Storage, join_key, open_storage
 from framesift.jobs.video import list_videos
+
+log = logging.getLogger(__name__)
 
 # The operator passes the resolved video list (a ConfigMap) so every pod of the inference Job
 # agrees on what index N means even if the bucket changes meanwhile.
@@ -66,6 +69,21 @@ def video_list_document(videos: list[ObjectInfo]) -> list[dict[str, object]]:
     return [{"key": v.key, "size": v.size, "etag": v.etag, "mtime": v.mtime} for v in videos]
 
 
+def base_dir_for(run: ActiveLearningRun, run_file: Path, cwd: Path) -> Path:
+    """Where relative local paths resolve: the manifest's folder (so a manifest and its videos
+    travel together) — unless the input is not there but is relative to the working folder,
+    which is what someone who typed the path in a shell meant."""
+    manifest_dir = run_file.resolve().parent
+    uri = run.spec.input.uri
+    if "://" in uri or Path(uri).is_absolute():
+        return manifest_dir
+    if not (manifest_dir / uri).exists() and (cwd / uri).exists():
+        log.info("relative paths resolve against the working folder %s (%s is not next to the manifest)", cwd, uri)
+        return cwd
+    return manifest_dir
+
+
 def load_context(run_file: str | Path, video_list_file: str | Path | None = None) -> RunContext:
     path = Path(run_file)
-    return RunContext(load_run(path), path.resolve().parent, Path(video_list_file) if video_list_file else None)
+    run = load_run(path)
+    return RunContext(run, base_dir_for(run, path, Path.cwd()), Path(video_list_file) if video_list_file else None)

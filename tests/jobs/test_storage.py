@@ -78,3 +78,17 @@ def test_s3_bad_credentials_are_named_without_the_secret(s3_server, monkeypatch:
         store.check_writable()
     assert "not writable" in str(info.value) and "credentials" in str(info.value)
     assert "wrong-secret-value-123" not in str(info.value)
+
+
+def test_relative_input_falls_back_to_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import manifest, write_manifest
+
+    from framesift.jobs.context import load_context
+
+    (tmp_path / "work" / "clips").mkdir(parents=True)
+    (tmp_path / "manifests").mkdir()
+    run_file = write_manifest(tmp_path / "manifests" / "run.yaml", manifest("rel", "clips/", "out/"))
+    monkeypatch.chdir(tmp_path / "work")
+    assert load_context(run_file).base_dir == tmp_path / "work"  # clips/ exists only under the working folder
+    (tmp_path / "manifests" / "clips").mkdir()
+    assert load_context(run_file).base_dir == tmp_path / "manifests"  # next to the manifest wins
