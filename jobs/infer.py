@@ -85,6 +85,7 @@ class ModelHolder:
 
     def __init__(self, ctx: RunContext):
         self.spec = ctx.run.spec.model
+        self.base_dir = ctx.base_dir
         self._model: LoadedModel | None = None
         self._detector: OnePassDetector | None = None
         self._fingerprint: str | None = None
@@ -92,13 +93,15 @@ class ModelHolder:
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = self._model.fingerprint if self._model else weights_fingerprint(self.spec)
+            self._fingerprint = (
+                self._model.fingerprint if self._model else weights_fingerprint(self.spec, base_dir=self.base_dir)
+            )
         return self._fingerprint
 
     @property
     def detector(self) -> OnePassDetector:
         if self._detector is None:
-            self._model = load_model(self.spec)
+            self._model = load_model(self.spec, self.base_dir)
             self._detector = OnePassDetector(self._model, self.spec)
         return self._detector
 

@@ -42,8 +42,10 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights(weights: str) -> Path | str:
-    """A local file for the weights: downloads s3:// URIs into the cache."""
+def resolve_weights(weights: str, base_dir: Path | None = None) -> Path | str:
+    """A local file for the weights: downloads s3:// URIs into the cache; a relative path
+    resolves against base_dir (the manifest's folder, as input and output do), else the
+    working folder."""
     if weights.startswith("s3://"):
         bucket_and_key = weights[len("s3://") :]
         bucket, _, key = bucket_and_key.partition("/")
@@ -61,6 +63,8 @@ def resolve_weights(weights: str) -> Path | str:
     if weights.startswith("file://"):
         weights = weights[len("file://") :]
     path = Path(weights).expanduser()
+    if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+        return base_dir / path
     if path.exists():
         return path
     if "/" in weights or path.suffix not in (".pt", ".yaml", ".yml", ""):
@@ -68,10 +72,10 @@ def resolve_weights(weights: str) -> Path | str:
     return weights  # an Ultralytics model name: its own download, when online
 
 
-def weights_fingerprint(spec: ModelSpec, resolved: Path | str | None = None) -> str:
+def weights_fingerprint(spec: ModelSpec, resolved: Path | str | None = None, base_dir: Path | None = None) -> str:
     """What identifies the weights for caching: the file's SHA-256 (config-built models add
     the seed and torch version that made them), or the Ultralytics name."""
-    resolved = resolve_weights(spec.weights) if resolved is None else resolved
+    resolved = resolve_weights(spec.weights, base_dir) if resolved is None else resolved
     if not isinstance(resolved, Path):
         return hashlib.sha256(f"name:{resolved}".encode()).hexdigest()
     digest = _sha256_file(resolved)
@@ -114,12 +118,12 @@ def _channels_last(device: Any) -> bool:
     return device.type == "cpu" and platform.machine() in ("x86_64", "AMD64") and torch.backends.mkldnn.is_available()
 
 
-def load_model(spec: ModelSpec) -> LoadedModel:
+def load_model(spec: ModelSpec, base_dir: Path | None = None) -> LoadedModel:
     prepare_ultralytics_env()
     import torch
     from ultralytics import YOLO
 
-    resolved = resolve_weights(spec.weights)
+    resolved = resolve_weights(spec.weights, base_dir)
     random_weights = str(resolved).endswith((".yaml", ".yml"))
     if random_weights:
         log.warning(

@@ -46,7 +46,7 @@ def preflight(ctx: RunContext) -> None:
     check_engine(ctx.run)
     _ = ctx.videos
     ctx.output.check_writable()
-    resolve_weights(ctx.run.spec.model.weights)
+    resolve_weights(ctx.run.spec.model.weights, ctx.base_dir)
 
 
 def count_corrupt(ctx: RunContext, outcome: VideoOutcome) -> int:
