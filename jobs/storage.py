@@ -223,7 +223,7 @@ class S3Storage(Storage):
         config = Config(
             retries={"max_attempts": 8, "mode": "adaptive"},  # backoff on throttling and transient errors
             max_pool_connections=32,
-            s3={"addressing_style": "path" if location.path_style else "auto"},
+            s3={"addressing_style": _addressing_style(location, credentials)},
             signature_version="s3v4",
         )
         # Credentials come from the environment (AWS_* variables, filled from the referenced Secret
@@ -341,6 +341,20 @@ class S3Storage(Storage):
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
         )
         return url
+
+
+def _addressing_style(location: Location, credentials: dict[str, str] | None) -> str:
+    """Path style for S3-compatible servers (MinIO, Ceph, SeaweedFS, ... rarely resolve
+    bucket.host names), virtual-hosted for AWS, unless the spec says."""
+    if location.path_style is not None:
+        return "path" if location.path_style else "virtual"
+    endpoint = (
+        location.endpoint_url
+        or (credentials or {}).get("AWS_ENDPOINT_URL")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    return "path" if endpoint and "amazonaws.com" not in endpoint else "auto"
 
 
 def open_storage(

@@ -59,7 +59,11 @@ class Location(ApiModel):
     credentials: SecretRef | None = None
     endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint, e.g. http://minio:9000")
     region: str | None = None
-    path_style: bool = Field(default=False, description="path-style S3 addressing (most S3-compatible servers)")
+    path_style: bool | None = Field(
+        default=None,
+        description="path-style S3 addressing; default: on for a custom endpoint (S3-compatible servers), "
+        "virtual-hosted for AWS",
+    )
 
     @field_validator("uri")
     @classmethod

@@ -101,3 +101,14 @@ def test_weights_errors_name_the_weights(tmp_path: Path) -> None:
         load_model(ModelSpec(weights=str(not_a_model)))
     with pytest.raises(ModelError, match=r"offline, pass a local \.pt path or an s3:// URI"):
         load_model(ModelSpec(weights="yolov8x.pt"))
+
+
+def test_relative_weights_resolve_next_to_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framesift.jobs.model import resolve_weights
+
+    (tmp_path / "run" / "models").mkdir(parents=True)
+    (tmp_path / "run" / "models" / "det.pt").write_bytes(b"weights")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_weights("models/det.pt", tmp_path / "run") == tmp_path / "run" / "models" / "det.pt"
+    with pytest.raises(ModelError, match="no such file"):
+        resolve_weights("models/det.pt")  # not under the working folder

@@ -92,3 +92,11 @@ def test_relative_input_falls_back_to_the_working_folder(tmp_path: Path, monkeyp
     assert load_context(run_file).base_dir == tmp_path / "work"  # clips/ exists only under the working folder
     (tmp_path / "manifests" / "clips").mkdir()
     assert load_context(run_file).base_dir == tmp_path / "manifests"  # next to the manifest wins
+
+
+def test_custom_endpoint_defaults_to_path_style(s3_env) -> None:
+    bucket = s3_env.make_bucket()
+    store = open_storage(Location(uri=f"s3://{bucket}/data/"))  # endpoint only from AWS_ENDPOINT_URL
+    store.write_bytes("a.txt", b"hi")
+    assert [o.key for o in store.list()] == ["a.txt"]
+    assert store.read_url("a.txt", 60).startswith(f"{s3_env.endpoint}/{bucket}/data/a.txt")
