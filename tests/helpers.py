@@ -9,7 +9,7 @@ import yaml
 
 from framesift.jobs.synthetic_video import synthetic_video
 
-__all__ = ["helm", "manifest", "synthetic_video", "write_manifest"]
+__all__ = ["free_port", "helm", "manifest", "synthetic_video", "write_manifest"]
 
 
 def manifest(name: str, input_uri: str, output_uri: str, **spec: Any) -> dict[str, Any]:
@@ -46,3 +46,12 @@ def helm() -> str:
     if not Path(found).exists():
         pytest.fail("helm is missing: bash scripts/get-helm.sh (scripts/test.sh runs it)")
     return found
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server a test starts."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

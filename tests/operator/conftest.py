@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,14 +13,9 @@ from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import ApiServer, Kubelet, Operator, wait_for
+from helpers import free_port
 
 GROUP, VERSION, PLURAL = "framesift.dev", "v1alpha1", "activelearningruns"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

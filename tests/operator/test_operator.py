@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 from conftest import Cluster
 from harness import allowed, operator_calls, wait_for
-from helpers import helm, manifest, synthetic_video
+from helpers import free_port, helm, manifest, synthetic_video
 
 from framesift.api.crd import crd
 from framesift.api.models import Location
@@ -186,8 +186,6 @@ def test_a_job_that_fails_outright_fails_the_run(cluster: Cluster, s3_server, tm
 
 
 def test_restarts_between_stages_create_each_job_once(cluster: Cluster, s3_server, tmp_path: Path) -> None:
-    from conftest import free_port
-
     video = synthetic_video(tmp_path / "a.mp4", frames=20, codec="libx264")
     src, dst = s3_server.make_bucket(), s3_server.make_bucket()
     upload(s3_server, src, {"a.mp4": video})
