@@ -185,6 +185,17 @@ class OnePassDetector:
         unknown = [i for i in self.kept_ids if i not in model.names]
         if unknown:
             raise ModelError(f"model.classes names class id(s) {unknown}, but the model has ids 0..{self.nc - 1}")
+        for name, cid in (spec.classes or {}).items():
+            known = model.names.get(cid, "")
+            generic = known.isdigit() or known.startswith("class")  # config-built models name nothing
+            if known and not generic and known != name:
+                log.warning(
+                    "model.classes maps %r to id %d, which this model calls %r: the category will be written as %r",
+                    name,
+                    cid,
+                    known,
+                    name,
+                )
         self._features: dict[int, Any] = {}
         self._hooks = [model.net.model[i].register_forward_hook(self._hook(i)) for i in self.embedding_layers]
         from ultralytics.data.augment import LetterBox
