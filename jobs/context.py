@@ -15,9 +15,8 @@ from framesift.jobs.video import list_videos
 
 log = logging.getLogger(__name__)
 
-# The operator passes the resolved video list (a ConfigMap) so every pod of the inference Job
-# agrees on what index N means even if the bucket changes meanwhile.
-VIDEO_LIST_ENV = "FRAMESIFT_VIDEO_LIST"
+# The operator passes the resolved video list (a ConfigMap, `--video-list`) so every pod of the
+# inference Job agrees on what index N means even if the bucket changes meanwhile.
 
 
 class InputError(RuntimeError):

@@ -52,7 +52,3 @@ def frame_quality(bgr: np.ndarray) -> FrameQuality:
     sharpness = float(std[0, 0]) ** 2
     brightness = float(gray.mean()) / 255.0
     return FrameQuality(uniform_row_ratio(gray), sharpness, brightness)
-
-
-def is_corrupt(ratio: float, threshold: float) -> bool:
-    return ratio > threshold

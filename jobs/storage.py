@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 from framesift.api.models import Location
 
@@ -374,15 +374,6 @@ def open_storage(
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
     return LocalStorage(path)
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-def file_uri(path: Path) -> str:
-    return "file://" + quote(str(path.resolve()))
 
 
 def cache_dir() -> Path:
