@@ -1,7 +1,7 @@
 """`framesift`: one command, one subcommand per job.
 
-Exit codes: 0 done, 1 failure, 2 bad manifest/config/arguments, 3 bad input (a video that
-cannot be decoded: the inference Job's podFailurePolicy fails that index at once).
+Exit codes: `framesift.api.vocabulary.ExitCode` (0 done, 1 failure, 2 bad manifest/config/
+arguments, 3 bad input: a video that cannot be decoded, which fails its inference index at once).
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_BAD_INPUT = 3
+from framesift.api.vocabulary import STAGE_NAMES, ExitCode
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -39,12 +37,11 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 def cmd_run(args: argparse.Namespace) -> int:
     from framesift.jobs.context import load_context
     from framesift.jobs.pipeline import render_summary, run_local
-    from framesift.jobs.stages import later_stages
 
     ctx = load_context(args.run)
-    summary = run_local(ctx, _progress_enabled(args), later_stages(ctx))
+    summary = run_local(ctx, _progress_enabled(args))
     print(render_summary(ctx, summary))
-    return 0
+    return ExitCode.OK
 
 
 def cmd_job(args: argparse.Namespace) -> int:
@@ -64,7 +61,7 @@ def cmd_crd(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         print(f"wrote {out}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -72,7 +69,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     result = standalone_select(args.lightly_dir, args.embeddings, args.config, args.out, args.datapool, args.tag)
     print(json.dumps(result_summary(result)), file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_scores(args: argparse.Namespace) -> int:
@@ -83,7 +80,7 @@ def cmd_scores(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         Path(args.out).write_text(text)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
@@ -91,7 +88,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
 
     if not args.image:
         print("error: give the framesift image for the Jobs: --image or $FRAMESIFT_IMAGE", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     namespaces = [n for n in (args.namespace or []) if n]
     from framesift.api.defaults import load_defaults
 
@@ -103,7 +100,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
         args.resync,
         load_defaults(args.defaults),
     )
-    return 0
+    return ExitCode.OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -123,7 +120,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     videos = resolve_videos(run, open_storage(run.spec.input, Path(args.run).resolve().parent))
     objects = plan_objects(run, "<uid of the ActiveLearningRun>", namespace, args.image, videos)
     sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
-    return 0
+    return ExitCode.OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -146,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     job = sub.add_parser("job", help="one pipeline stage, as a Kubernetes Job runs it")
-    job.add_argument("stage", choices=["infer", "convert", "select", "export"])
+    job.add_argument("stage", choices=STAGE_NAMES)
     job.add_argument("--run", required=True, help="ActiveLearningRun YAML (mounted from the run's ConfigMap)")
     job.add_argument(
         "--index",
@@ -244,13 +241,13 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
         return func(args)
     except ManifestError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except (InputError, ModelError, SourceError, FormatError, SelectorUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except (StorageError, StageOrderError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+        return ExitCode.FAILURE
     except KeyboardInterrupt:
         print("interrupted: finished videos are kept; run again to continue", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED

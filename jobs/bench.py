@@ -102,7 +102,7 @@ def tutorial_way(videos: list[Path], weights: str, imgsz: int, out_dir: Path) ->
                     "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
                     "score": float(b[4]),
                 }
-                for b in result.boxes.data.tolist()
+                for b in result.boxes.data.tolist()  # type: ignore[union-attr]  # a Results with boxes
             ]
             (out_dir / f"{video.stem}-{i}-{video.suffix[1:]}.json").write_text(
                 json.dumps({"file_name": f"{video.stem}-{i}.png", "predictions": preds})

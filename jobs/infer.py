@@ -31,7 +31,6 @@ from framesift.jobs.video import DecodedFrame, DecodeLog, VideoError, decode, pr
 
 log = logging.getLogger(__name__)
 
-EXIT_BAD_INPUT = 3  # the inference Job's podFailurePolicy fails the index at once on this code
 ROW_GROUP = 1024
 
 
@@ -245,6 +244,7 @@ def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_facto
                     path, holder, spec.model.frame_stride, frames_file, dets_file, dlog, progress
                 )
             seconds = time.monotonic() - started
+            decode_errors = dlog.errors + ([dlog.truncated] if dlog.truncated else [])
             manifest = {
                 "video": video.key,
                 "identity": video.identity,
@@ -257,7 +257,7 @@ def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_facto
                 "fps": info.fps,
                 "codec": info.codec,
                 "headerFrames": info.header_frames,
-                "decodeErrors": dlog.errors + ([dlog.truncated] if dlog.truncated else []),
+                "decodeErrors": decode_errors,
                 "embeddingDim": dim,
                 "categories": {str(k): v for k, v in holder.categories().items()},
                 "model": {"weights": spec.model.weights, "fingerprint": holder.fingerprint},
@@ -278,7 +278,7 @@ def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_facto
             inferred=inferred,
             seconds=seconds,
             cache_key=key,
-            decode_errors=manifest["decodeErrors"],
+            decode_errors=decode_errors,
         )
     except VideoError as err:
         reason = str(err)

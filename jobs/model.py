@@ -149,7 +149,8 @@ def load_model(spec: ModelSpec, base_dir: Path | None = None) -> LoadedModel:
     device = _select_device(spec.device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))  # Ultralytics drops to 1 thread on small boxes
-    net = yolo.model.fuse().eval().to(device)
+    model: Any = yolo.model  # typed loosely by Ultralytics; a DetectionModel once loaded
+    net = model.fuse().eval().to(device)
     if _channels_last(device):
         net = net.to(memory_format=torch.channels_last)
     for p in net.parameters():
@@ -218,7 +219,8 @@ class OnePassDetector:
         import cv2
 
         torch = self.torch
-        batch = np.stack([cv2.cvtColor(self.letterbox(image=f), cv2.COLOR_BGR2RGB) for f in frames])
+        letterboxed: list[Any] = [self.letterbox(image=f) for f in frames]  # with image= it returns the array
+        batch = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in letterboxed])
         tensor = torch.from_numpy(batch).to(self.model.device).permute(0, 3, 1, 2)  # a view, channels-last strides
         tensor = tensor.float().div_(255.0)  # keeps the strides
         if not _channels_last(self.model.device):
@@ -255,7 +257,8 @@ class OnePassDetector:
             out: list[FrameDetections] = []
             for b, (det, idx) in enumerate(zip(kept, keep_idx, strict=True)):
                 h, w = frames[b].shape[:2]
-                boxes = ops.scale_boxes(tensor.shape[2:], det[:, :4].clone(), (h, w)).cpu().numpy()
+                scaled: Any = ops.scale_boxes(tensor.shape[2:], det[:, :4].clone(), (h, w))  # a tensor in, a tensor out
+                boxes = scaled.cpu().numpy()
                 probs = None
                 if not self.end2end and det.shape[0] and raw.shape[1] >= 4 + self.nc:
                     scores = raw[b, 4 : 4 + self.nc, idx].T[:, self.kept_ids].float()  # (n, K)

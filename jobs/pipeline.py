@@ -1,11 +1,13 @@
 """The embedded default: every stage of a run, in one process, on one machine.
 
-The same functions back `framesift job <stage>` in the cluster; here they run in order, with
-one model load for all videos and progress bars on stderr.
+The stage list is `framesift.api.vocabulary.PIPELINE`; `STAGE_RUNNERS` maps each stage to the
+function that runs it here. The same functions back `framesift job <stage>` in the cluster;
+here they run in order, with one model load for all videos and progress bars on stderr.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -15,12 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from framesift.api.vocabulary import STAGE_NAMES, stages_for
 from framesift.jobs.context import RunContext
 from framesift.jobs.convert import ConvertOutcome, convert
+from framesift.jobs.export import run_export
 from framesift.jobs.infer import ModelHolder, VideoOutcome, infer_video
 from framesift.jobs.model import resolve_weights
 from framesift.jobs.progress import format_table, video_bar
 from framesift.jobs.results import read_frame_column
+from framesift.jobs.select import check_engine, run_select
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,6 @@ class RunSummary:
 def preflight(ctx: RunContext) -> None:
     """Everything that can fail cheaply, before hours of inference: videos to read, an output to
     write, weights that exist."""
-    from framesift.jobs.select import check_engine
-
     check_engine(ctx.run)
     _ = ctx.videos
     ctx.output.check_writable()
@@ -56,12 +59,16 @@ def count_corrupt(ctx: RunContext, outcome: VideoOutcome) -> int:
     return int(np.count_nonzero(ratios > ctx.run.spec.quality.corruption_threshold))
 
 
+def _labelled_bar(label: str, show_progress: bool, _key: str, total: int | None) -> Any:
+    return video_bar(label, total, show_progress)
+
+
 def infer_all(ctx: RunContext, summary: RunSummary, show_progress: bool) -> None:
     holder = ModelHolder(ctx)
     total = len(ctx.videos)
     for index, video in enumerate(ctx.videos):
         label = f"[{index + 1}/{total}] {video.key}"
-        outcome = infer_video(ctx, index, holder, lambda _k, n, label=label: video_bar(label, n, show_progress))
+        outcome = infer_video(ctx, index, holder, functools.partial(_labelled_bar, label, show_progress))
         if outcome.status == "cached":
             print(f"{label}: unchanged since the last run, inference skipped", file=sys.stderr)
         elif outcome.status == "failed":
@@ -70,27 +77,45 @@ def infer_all(ctx: RunContext, summary: RunSummary, show_progress: bool) -> None
         summary.corrupt_frames[video.key] = count_corrupt(ctx, outcome)
 
 
-Stage = Callable[[RunContext, RunSummary], None]
+def convert_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> None:
+    summary.convert = convert(ctx)
 
 
-def run_local(
-    ctx: RunContext, show_progress: bool = True, later_stages: list[tuple[str, Stage]] | None = None
-) -> RunSummary:
+def select_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> None:
+    outcome = run_select(ctx)
+    state = "unchanged, skipped" if outcome.skipped else "done"
+    per_video = ", ".join(f"{v}: {n}" for v, n in outcome.per_video.items())
+    summary.extra["selection"] = f"{outcome.selected} frames {state} ({outcome.stopped_because}); {per_video}"
+    summary.extra["selected.json"] = ctx.output.url(ctx.person_key("selected.json"))
+
+
+def export_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> None:
+    outcome = run_export(ctx, summary.stage_seconds)
+    state = "unchanged, skipped" if outcome.skipped else "written"
+    summary.extra["export"] = f"{outcome.frames} frames {state} under {ctx.output.url('frames/')}"
+    summary.extra["export.json"] = outcome.export_uri
+    summary.extra["report"] = outcome.report_uri
+    summary.extra["report (pdf)"] = ctx.output.url(outcome.files["reportPdf"])
+
+
+StageRunner = Callable[[RunContext, RunSummary, bool], None]
+STAGE_RUNNERS: dict[str, StageRunner] = {
+    "infer": infer_all,
+    "convert": convert_stage,
+    "select": select_stage,
+    "export": export_stage,
+}
+assert tuple(STAGE_RUNNERS) == STAGE_NAMES, "every stage of the pipeline runs locally, in its order"
+
+
+def run_local(ctx: RunContext, show_progress: bool = True) -> RunSummary:
+    """Every stage this run asks for, in order, after the preflight checks."""
     summary = RunSummary()
     preflight(ctx)
-
-    started = time.monotonic()
-    infer_all(ctx, summary, show_progress)
-    summary.stage_seconds["infer"] = time.monotonic() - started
-
-    started = time.monotonic()
-    summary.convert = convert(ctx)
-    summary.stage_seconds["convert"] = time.monotonic() - started
-
-    for name, stage in later_stages or []:
+    for stage in stages_for(ctx.run.spec.selection is not None):
         started = time.monotonic()
-        stage(ctx, summary)
-        summary.stage_seconds[name] = time.monotonic() - started
+        STAGE_RUNNERS[stage.name](ctx, summary, show_progress)
+        summary.stage_seconds[stage.name] = time.monotonic() - started
     return summary
 
 

@@ -283,10 +283,12 @@ def write_report(
     figures.append(("Embedding map", fig_embedding_map(data, picked)))
     stats = nn_stats(data, picked)
     figures.append(("Nearest-neighbour distances", fig_nn(stats)))
-    images = {}
+    images: dict[str, np.ndarray] = {}
     for rec in records[:GRID_LIMIT]:
         raw = np.frombuffer(ctx.output.read_bytes(f"frames/{rec.file_name}"), np.uint8)
-        images[rec.file_name] = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+        if decoded is not None:  # an unreadable PNG shows as an empty tile
+            images[rec.file_name] = decoded
     figures.append(("Selected frames", fig_grid(records, images, categories)))
 
     rows = summary_rows(ctx, entries, data, selection, timings)

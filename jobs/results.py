@@ -163,9 +163,9 @@ def read_results(storage: Storage, key: str, embeddings: bool = True) -> VideoRe
     emb_col = frames.column("embedding") if embeddings else pa.nulls(frames.num_rows)
     if pa.types.is_fixed_size_list(emb_col.type):
         emb = emb_col.combine_chunks()
-        embeddings = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), emb.type.list_size)
+        matrix = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), emb.type.list_size)
     else:
-        embeddings = np.zeros((frames.num_rows, 0), np.float32)
+        matrix = np.zeros((frames.num_rows, 0), np.float32)
     probs_col = dets.column("probabilities").to_pylist()
     return VideoResults(
         manifest=manifest,
@@ -175,7 +175,7 @@ def read_results(storage: Storage, key: str, embeddings: bool = True) -> VideoRe
         sharpness=frames.column("sharpness").to_numpy(),
         brightness=frames.column("brightness").to_numpy(),
         pixel_hash=np.asarray(frames.column("pixel_hash").to_pylist(), dtype=object),
-        embeddings=embeddings.astype(np.float32, copy=False),
+        embeddings=matrix.astype(np.float32, copy=False),
         det_frame=dets.column("frame_index").to_numpy(),
         det_class=dets.column("category_id").to_numpy(),
         det_xywh=np.stack([dets.column(c).to_numpy() for c in "xywh"], axis=1)

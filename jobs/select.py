@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +71,9 @@ def earlier_selections(ctx: RunContext) -> list[str]:
     return sorted(set(names))
 
 
-def per_video_counts(result: SelectionResult) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for pick in result.picks:
-        counts[pick.video] = counts.get(pick.video, 0) + 1
-    return dict(sorted(counts.items()))
+def per_video_counts(videos: Iterable[str]) -> dict[str, int]:
+    """How many picks each video got, by video name (the picks' `video` fields)."""
+    return dict(sorted(Counter(videos).items()))
 
 
 def check_engine(run: ActiveLearningRun) -> None:
@@ -103,9 +103,7 @@ def run_select(ctx: RunContext) -> SelectOutcome:
         previous = json.loads(ctx.output.read_text(selection_key(ctx)))
         if previous.get("state") == state and ctx.output.exists(ctx.person_key("selected.json")):
             sel = previous["selection"]
-            counts: dict[str, int] = {}
-            for item in sel["selected"]:
-                counts[item["video"]] = counts.get(item["video"], 0) + 1
+            counts = per_video_counts(item["video"] for item in sel["selected"])
             return SelectOutcome(len(sel["selected"]), counts, sel["stoppedBecause"], skipped=True)
 
     schema, per_video = read_metadata(ctx.output)
@@ -125,7 +123,9 @@ def run_select(ctx: RunContext) -> SelectOutcome:
     ctx.output.write_text(selection_key(ctx), json.dumps({"state": state, "selection": document}, indent=1))
     ctx.output.write_text(ctx.person_key("selected.json"), json.dumps(document, indent=1))
     log.info("selected %d frames (%s)", len(result.picks), result.stopped_because)
-    return SelectOutcome(len(result.picks), per_video_counts(result), result.stopped_because, skipped=False)
+    return SelectOutcome(
+        len(result.picks), per_video_counts(p.video for p in result.picks), result.stopped_because, skipped=False
+    )
 
 
 # ----- standalone commands -----------------------------------------------------------------------
@@ -186,5 +186,5 @@ def result_summary(result: SelectionResult) -> dict[str, Any]:
         "selected": len(result.picks),
         "candidates": result.candidates,
         "stoppedBecause": result.stopped_because,
-        "perVideo": per_video_counts(result),
+        "perVideo": per_video_counts(p.video for p in result.picks),
     }

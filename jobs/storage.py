@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +99,7 @@ class Storage:
     def read_text(self, key: str) -> str:
         return self.read_bytes(key).decode("utf-8")
 
-    def write_many(self, items: list[tuple[str, bytes]], content_type: str, workers: int = 16) -> None:
+    def write_many(self, items: Sequence[tuple[str, bytes]], content_type: str, workers: int = 16) -> None:
         """Thousands of small objects: concurrently, failing on the first error."""
         if not items:
             return
@@ -114,7 +114,7 @@ class Storage:
             self.write_bytes(probe, b"ok", "text/plain")
             self.delete(probe)
         except StorageError as err:
-            raise StorageError(f"output {self.uri} is not writable: {err}") from None
+            raise StorageError(f"output {self.uri} is not writable: {err}") from err
 
 
 class LocalStorage(Storage):
@@ -157,16 +157,16 @@ class LocalStorage(Storage):
     def read_bytes(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise StorageError(f"{self.url(key)} does not exist") from None
+        except FileNotFoundError as err:
+            raise StorageError(f"{self.url(key)} does not exist") from err
         except OSError as err:
-            raise StorageError(f"cannot read {self.url(key)}: {err.strerror}") from None
+            raise StorageError(f"cannot read {self.url(key)}: {err.strerror}") from err
 
     def open_read(self, key: str) -> IO[bytes]:
         try:
             return self._path(key).open("rb")
         except OSError as err:
-            raise StorageError(f"cannot read {self.url(key)}: {err.strerror}") from None
+            raise StorageError(f"cannot read {self.url(key)}: {err.strerror}") from err
 
     def download(self, key: str, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,7 @@ class LocalStorage(Storage):
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as err:
-            raise StorageError(f"cannot write {self.url(key)}: {err.strerror or err}") from None
+            raise StorageError(f"cannot write {self.url(key)}: {err.strerror or err}") from err
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         self._publish(key, lambda handle: handle.write(data))
@@ -275,7 +275,7 @@ class S3Storage(Storage):
                         self._rel(item["Key"]), int(item["Size"]), item.get("ETag"), item["LastModified"].timestamp()
                     )
         except Exception as err:
-            raise self._error("list", prefix, err) from None
+            raise self._error("list", prefix, err) from err
 
     def stat(self, key: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError
@@ -285,7 +285,7 @@ class S3Storage(Storage):
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
-            raise self._error("stat", key, err) from None
+            raise self._error("stat", key, err) from err
         return ObjectInfo(key, int(head["ContentLength"]), head.get("ETag"), head["LastModified"].timestamp())
 
     def read_bytes(self, key: str) -> bytes:
@@ -293,14 +293,14 @@ class S3Storage(Storage):
             body: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
             return body
         except Exception as err:
-            raise self._error("read", key, err) from None
+            raise self._error("read", key, err) from err
 
     def open_read(self, key: str) -> IO[bytes]:
         try:
             stream: IO[bytes] = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
             return stream
         except Exception as err:
-            raise self._error("read", key, err) from None
+            raise self._error("read", key, err) from err
 
     def download(self, key: str, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +310,7 @@ class S3Storage(Storage):
             os.replace(tmp, dest)
         except Exception as err:
             tmp.unlink(missing_ok=True)
-            raise self._error("download", key, err) from None
+            raise self._error("download", key, err) from err
         return dest
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
@@ -318,20 +318,20 @@ class S3Storage(Storage):
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
         except Exception as err:
-            raise self._error("write", key, err) from None
+            raise self._error("write", key, err) from err
 
     def upload_file(self, source: Path, key: str, content_type: str | None = None) -> None:
         extra = {"ContentType": content_type} if content_type else None
         try:
             self.client.upload_file(str(source), self.bucket, self._key(key), ExtraArgs=extra, Config=self.transfer)
         except Exception as err:
-            raise self._error("upload", key, err) from None
+            raise self._error("upload", key, err) from err
 
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as err:
-            raise self._error("delete", key, err) from None
+            raise self._error("delete", key, err) from err
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

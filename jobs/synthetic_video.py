@@ -22,6 +22,7 @@ def synthetic_video(
     w, h = size
     container = av.open(str(path), "w")
     stream = container.add_stream(codec, rate=fps)
+    assert isinstance(stream, av.VideoStream)
     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
     if codec == "mpeg4":
         stream.options = {"qscale": "2"}
@@ -89,7 +90,8 @@ def scene_image(rng: np.random.Generator, size: tuple[int, int] = (256, 192)) ->
         cls = int(rng.integers(0, 3))
         bw, bh = _size(rng, cls)
         x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
-        _draw(img, cls, x, y, bw, bh, tuple(int(v) for v in rng.integers(0, 255, 3)))
+        r, g, b = (int(v) for v in rng.integers(0, 255, 3))
+        _draw(img, cls, x, y, bw, bh, (r, g, b))
         labels.append((cls, (x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h))
     return img, labels
 

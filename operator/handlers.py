@@ -9,33 +9,72 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from framesift.api.models import GROUP, PLURAL, VERSION
+from framesift.api.vocabulary import TERMINAL_PHASES
 from framesift.operator import metrics
 from framesift.operator.kube import Cluster
 from framesift.operator.manifests import LABEL_RUN
-from framesift.operator.reconcile import TERMINAL
 from framesift.operator.runner import Reconciler
 
 log = logging.getLogger(__name__)
+
+RunKey = tuple[str, str]  # (namespace, name)
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 300.0
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before retrying a run whose reconcile failed `failures` times in a row (exponential)."""
+    return float(min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** max(0, failures - 1)))
 
 
 class OperatorState:
     def __init__(self, reconciler: Reconciler, resync: float):
         self.reconciler = reconciler
         self.resync = resync
-        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.locks: dict[RunKey, asyncio.Lock] = {}
+        self.failures: dict[RunKey, int] = {}
+        self.retries: dict[RunKey, asyncio.Task[None]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()  # background loops, referenced so they are not collected
 
     async def reconcile(self, namespace: str, name: str) -> None:
-        lock = self.locks.setdefault((namespace, name), asyncio.Lock())
+        key = (namespace, name)
+        lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:  # one reconcile per run at a time; others queue behind it
             try:
                 await asyncio.to_thread(self.reconciler.reconcile, namespace, name)
             except Exception:
-                log.exception("reconciling %s/%s failed; retried on the next event or resync", namespace, name)
+                self.failures[key] = self.failures.get(key, 0) + 1
+                delay = retry_delay(self.failures[key])
+                log.exception("reconciling %s/%s failed; retrying in %.0f s", namespace, name, delay)
+                self._retry_later(key, delay)
+            else:
+                self.failures.pop(key, None)
+
+    def _retry_later(self, key: RunKey, delay: float) -> None:
+        if key in self.retries and not self.retries[key].done():
+            return  # one pending retry per run
+
+        async def retry() -> None:
+            await asyncio.sleep(delay)
+            self.retries.pop(key, None)
+            await self.reconcile(*key)
+
+        self.retries[key] = asyncio.get_running_loop().create_task(retry())
+
+    def forget(self, namespace: str, name: str) -> None:
+        """A deleted run: drop its lock, failure count and pending retry."""
+        key = (namespace, name)
+        self.locks.pop(key, None)
+        self.failures.pop(key, None)
+        retry = self.retries.pop(key, None)
+        if retry is not None:
+            retry.cancel()
 
 
 def register(registry: kopf.OperatorRegistry, state: OperatorState, metrics_port: int | None) -> None:
@@ -47,17 +86,21 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState, metrics_port
             metrics.serve(metrics_port)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def run_event(type: str | None, namespace: str, name: str, body: Any, **_: Any) -> None:
+    async def run_event(type: str, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        if namespace is None:  # the kind is namespaced; kopf's signature allows cluster-scoped ones
+            return
         if type == "DELETED":
             metrics.observe_phase(namespace, name, None)
+            state.forget(namespace, name)
             return
-        if (body.get("status") or {}).get("phase") in TERMINAL:
+        if (body.get("status") or {}).get("phase") in TERMINAL_PHASES:
             return
         await state.reconcile(namespace, name)
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT}, registry=registry)
-    async def job_event(namespace: str, labels: Any, **_: Any) -> None:
-        await state.reconcile(namespace, labels[LABEL_RUN])
+    async def job_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        if namespace is not None:
+            await state.reconcile(namespace, labels[LABEL_RUN])
 
     @kopf.on.startup(registry=registry)
     async def start_resync(**_: Any) -> None:
@@ -71,10 +114,12 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState, metrics_port
                     continue
                 for run in runs:
                     meta = run.get("metadata", {})
-                    if (run.get("status") or {}).get("phase") not in TERMINAL and meta.get("namespace"):
+                    if (run.get("status") or {}).get("phase") not in TERMINAL_PHASES and meta.get("namespace"):
                         await state.reconcile(meta["namespace"], meta["name"])
 
-        asyncio.get_running_loop().create_task(loop())
+        task = asyncio.get_running_loop().create_task(loop())
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
 
 
 def run_operator(

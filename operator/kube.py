@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast  # the client takes plain dicts where its hints name models
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -77,9 +77,9 @@ class Cluster:
         namespace = obj["metadata"]["namespace"]
         try:
             if obj["kind"] == "ConfigMap":
-                self.core.create_namespaced_config_map(namespace, obj, _preload_content=False)
+                self.core.create_namespaced_config_map(namespace, cast(Any, obj), _preload_content=False)
             elif obj["kind"] == "Job":
-                self.batch.create_namespaced_job(namespace, obj, _preload_content=False)
+                self.batch.create_namespaced_job(namespace, cast(Any, obj), _preload_content=False)
             else:
                 raise ValueError(f"unexpected kind {obj['kind']}")
         except ApiException as err:
@@ -122,7 +122,7 @@ class Cluster:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+            self.core.create_namespaced_event(meta["namespace"], cast(Any, event), _preload_content=False)
         except ApiException as err:
             if err.status != 409:
                 raise

@@ -15,15 +15,14 @@ import yaml
 
 from framesift.api.manifest import run_to_document
 from framesift.api.models import API_VERSION, KIND, ActiveLearningRun, StageResources
+from framesift.api.vocabulary import ANNOTATION_SPEC_GENERATION, ANNOTATION_VIDEOS, ExitCode, stages_for
 
-STAGES = ("infer", "convert", "select", "export")
 LABEL_RUN = "framesift.dev/run"
 LABEL_STAGE = "framesift.dev/stage"
 LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
 CONFIG_MOUNT = "/etc/framesift"
 RUN_FILE = f"{CONFIG_MOUNT}/run.yaml"
 VIDEOS_FILE = f"{CONFIG_MOUNT}/videos.json"
-EXIT_BAD_INPUT = 3  # `framesift job infer` for a video that cannot be decoded
 RUN_AS_USER = 10001
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -76,8 +75,8 @@ def build_configmap(
     document["metadata"] = {"name": run.metadata.name, "namespace": namespace}
     meta = _meta(run, run_uid, namespace, "config")
     meta["annotations"] = {
-        "framesift.dev/spec-generation": str(generation if generation is not None else 0),
-        "framesift.dev/videos": str(len(videos)),
+        ANNOTATION_SPEC_GENERATION: str(generation if generation is not None else 0),
+        ANNOTATION_VIDEOS: str(len(videos)),
     }
     return {
         "apiVersion": "v1",
@@ -191,7 +190,11 @@ def build_job(
                     "rules": [
                         {
                             "action": "FailIndex",
-                            "onExitCodes": {"containerName": "infer", "operator": "In", "values": [EXIT_BAD_INPUT]},
+                            "onExitCodes": {
+                                "containerName": "infer",
+                                "operator": "In",
+                                "values": [ExitCode.BAD_INPUT.value],
+                            },
                         },
                         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                     ]
@@ -220,11 +223,6 @@ def build_job(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
 
 
-def stages_for(run: ActiveLearningRun) -> tuple[str, ...]:
-    """infer and convert always; select and export when the run has a selection_config."""
-    return STAGES if run.spec.selection is not None else STAGES[:2]
-
-
 def plan_objects(
     run: ActiveLearningRun,
     run_uid: str,
@@ -236,6 +234,7 @@ def plan_objects(
     """Every object the operator creates for the run, in creation order."""
     objects = [build_configmap(run, run_uid, namespace, videos, generation)]
     objects += [
-        build_job(run, run_uid, namespace, stage, run.spec.image or image, len(videos)) for stage in stages_for(run)
+        build_job(run, run_uid, namespace, stage.name, run.spec.image or image, len(videos))
+        for stage in stages_for(run.spec.selection is not None)
     ]
     return objects

@@ -10,10 +10,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from framesift.operator.manifests import STAGES
-
-PHASE_OF_STAGE = {"infer": "Inferring", "convert": "Converting", "select": "Selecting", "export": "Exporting"}
-TERMINAL = ("Succeeded", "Failed")
+from framesift.api.vocabulary import (
+    PHASE_MESSAGES,
+    TERMINAL_PHASES,
+    WAITING_FOR_ADMISSION,
+    Condition,
+    Phase,
+    Reason,
+    Stage,
+)
 
 
 def now() -> str:
@@ -82,18 +87,18 @@ def set_condition(
     return sorted(out, key=lambda c: c["type"])
 
 
-def _fail(decision: Decision, status: dict[str, Any], reason: str, message: str, generation: int | None) -> Decision:
-    status["phase"] = "Failed"
-    status["message"] = message
+def fail(status: dict[str, Any], reason: Reason, message: str, generation: int | None) -> Decision:
+    """The run ends Failed: phase, message, both conditions, and a Warning Event with the reason."""
+    status = dict(status)
+    status.update({"phase": Phase.FAILED, "message": message, "observedGeneration": generation})
     status["finishedAt"] = status.get("finishedAt") or now()
-    conds = set_condition(status.get("conditions", []), "Failed", "True", reason, message, generation)
-    status["conditions"] = set_condition(conds, "Succeeded", "False", reason, message, generation)
-    decision.events.append(("Warning", reason, message))
-    return decision
+    conds = set_condition(status.get("conditions", []), Condition.FAILED, "True", reason, message, generation)
+    status["conditions"] = set_condition(conds, Condition.SUCCEEDED, "False", reason, message, generation)
+    return Decision(status=status, events=[("Warning", reason, message)])
 
 
 def decide(
-    stages: tuple[str, ...],
+    stages: tuple[Stage, ...],
     status: dict[str, Any],
     generation: int | None,
     config_exists: bool,
@@ -108,24 +113,24 @@ def decide(
     status = {k: v for k, v in status.items()}
     decision = Decision(status=status)
     old_phase = status.get("phase")
-    if old_phase in TERMINAL:
+    if old_phase in TERMINAL_PHASES:
         return Decision()
     status.setdefault("startedAt", now())
     status["observedGeneration"] = generation
     if not config_exists or videos is None:
         decision.create.append("config")
-        status["phase"] = "Pending"
+        status["phase"] = Phase.PENDING
         return _announce(decision, old_phase)
 
     for stage in stages:
-        job = jobs.get(stage)
+        job = jobs.get(stage.name)
         if job is None:
-            decision.create.append(stage)
-            status["phase"] = PHASE_OF_STAGE[stage]
-            if stage == "infer":
+            decision.create.append(stage.name)
+            status["phase"] = stage.phase
+            if stage.name == "infer":
                 status["videos"] = {"total": len(videos), "done": 0, "failed": 0, "failedVideos": []}
             return _announce(decision, old_phase)
-        if stage == "infer":
+        if stage.name == "infer":
             progress = infer_progress(job, len(videos))
             status["videos"] = {
                 "total": len(videos),
@@ -138,40 +143,44 @@ def decide(
                 ],
             }
             if not progress.finished:
-                status["phase"] = "Inferring"
+                status["phase"] = stage.phase
                 _suspended(job, status)
                 return _announce(decision, old_phase)
             if not progress.done:
-                return _fail(
-                    decision,
-                    status,
-                    "AllVideosFailed",
-                    f"inference failed for every one of the {len(videos)} videos",
-                    generation,
-                )
-            if progress.failed and old_phase == "Inferring":
+                message = f"inference failed for every one of the {len(videos)} videos"
+                return fail(status, Reason.ALL_VIDEOS_FAILED, message, generation)
+            if progress.failed and old_phase == stage.phase:
                 names = ", ".join(videos[i] for i in sorted(progress.failed)[:5])
                 decision.events.append(
-                    ("Warning", "VideosFailed", f"{len(progress.failed)} video(s) failed and are left out: {names}")
+                    (
+                        "Warning",
+                        Reason.VIDEOS_FAILED,
+                        f"{len(progress.failed)} video(s) failed and are left out: {names}",
+                    )
                 )
             continue
         failed = job_condition(job, "Failed")
         if failed:
             message = (
-                f"{stage} Job {job['metadata']['name']} failed: {failed.get('reason', '')} "
+                f"{stage.name} Job {job['metadata']['name']} failed: {failed.get('reason', '')} "
                 f"{failed.get('message', '')}".strip()
             )
-            return _fail(decision, status, f"{stage.capitalize()}Failed", message, generation)
+            return fail(status, stage.failed, message, generation)
         if not job_condition(job, "Complete"):
-            status["phase"] = PHASE_OF_STAGE[stage]
+            status["phase"] = stage.phase
             _suspended(job, status)
             return _announce(decision, old_phase)
 
-    status["phase"] = "Succeeded"
+    status["phase"] = Phase.SUCCEEDED
     status["finishedAt"] = status.get("finishedAt") or now()
     status.pop("message", None)
     status["conditions"] = set_condition(
-        status.get("conditions", []), "Succeeded", "True", "RunSucceeded", "every stage finished", generation
+        status.get("conditions", []),
+        Condition.SUCCEEDED,
+        "True",
+        Reason.RUN_SUCCEEDED,
+        PHASE_MESSAGES[Phase.SUCCEEDED],
+        generation,
     )
     decision.read_results = True
     return _announce(decision, old_phase)
@@ -179,25 +188,17 @@ def decide(
 
 def _suspended(job: dict[str, Any], status: dict[str, Any]) -> None:
     if (job.get("spec") or {}).get("suspend"):
-        status["message"] = f"Job {job['metadata']['name']} is waiting for admission (suspended, Kueue)"
+        status["message"] = f"Job {job['metadata']['name']} is {WAITING_FOR_ADMISSION} (suspended, Kueue)"
     else:
         status.pop("message", None)
 
 
 def _announce(decision: Decision, old_phase: str | None) -> Decision:
     new_phase = decision.status.get("phase")
-    if new_phase != old_phase:
-        kind = "Normal"
-        message = {
-            "Pending": "run accepted; listing the input",
-            "Inferring": "inference Job running",
-            "Converting": "writing the LightlyOne layout",
-            "Selecting": "selecting frames",
-            "Exporting": "exporting the selected frames and the report",
-            "Succeeded": "every stage finished",
-        }.get(str(new_phase), str(new_phase))
-        decision.events.append((kind, str(new_phase), message))
+    if new_phase != old_phase and new_phase is not None:
+        phase = Phase(new_phase)
+        decision.events.append(("Normal", phase, PHASE_MESSAGES[phase]))
     return decision
 
 
-__all__ = ["STAGES", "Decision", "decide", "infer_progress", "parse_indexes", "set_condition"]
+__all__ = ["Decision", "decide", "fail", "infer_progress", "parse_indexes", "set_condition"]

@@ -19,17 +19,24 @@ from framesift.api.defaults import apply_defaults
 from framesift.api.errors import ManifestError
 from framesift.api.manifest import parse_run
 from framesift.api.models import ActiveLearningRun, Location
+from framesift.api.vocabulary import (
+    ANNOTATION_SPEC_GENERATION,
+    PIPELINE,
+    TERMINAL_PHASES,
+    Condition,
+    Reason,
+    stages_for,
+)
 from framesift.jobs.context import InputError, RunContext, video_list_document
-from framesift.jobs.select import SelectorUnavailable, check_engine
+from framesift.jobs.select import SelectorUnavailable, check_engine, per_video_counts
 from framesift.jobs.storage import Storage, StorageError, open_storage
 from framesift.jobs.video import list_videos
 from framesift.operator import metrics
 from framesift.operator.kube import Cluster
-from framesift.operator.manifests import build_configmap, build_job, child_name, stages_for
-from framesift.operator.reconcile import TERMINAL, Decision, decide, now, set_condition
+from framesift.operator.manifests import build_configmap, build_job, child_name
+from framesift.operator.reconcile import Decision, decide, fail, set_condition
 
 log = logging.getLogger(__name__)
-SPEC_GENERATION = "framesift.dev/spec-generation"
 
 
 @dataclass
@@ -62,7 +69,7 @@ def resolve_videos(run: ActiveLearningRun, input_storage: Storage) -> list[dict[
 def _snapshot(configmap: dict[str, Any]) -> Snapshot:
     data = configmap.get("data") or {}
     run = parse_run(yaml.safe_load(data["run.yaml"]), f"ConfigMap {configmap['metadata']['name']}")
-    generation = (configmap["metadata"].get("annotations") or {}).get(SPEC_GENERATION)
+    generation = (configmap["metadata"].get("annotations") or {}).get(ANNOTATION_SPEC_GENERATION)
     return Snapshot(run, json.loads(data.get("videos.json", "[]")), int(generation) if generation else None)
 
 
@@ -78,10 +85,12 @@ class Reconciler:
         if body is None:
             return None
         status = dict(body.get("status") or {})
-        if status.get("phase") in TERMINAL:
+        if status.get("phase") in TERMINAL_PHASES:
             metrics.observe_phase(namespace, name, status["phase"])
             return str(status["phase"])
-        for _ in range(len(stages_for_body(body)) + 2):  # create config then the first Job in one pass
+        # each pass creates at most one child (the ConfigMap, then a stage's Job): bounded by them all
+        phase: str | None = None
+        for _ in range(len(PIPELINE) + 2):
             phase, progressed = self._step(body, namespace, name)
             if not progressed:
                 return phase
@@ -97,12 +106,12 @@ class Reconciler:
             document = apply_defaults({k: v for k, v in body.items() if k != "status"}, self.defaults)
             current = parse_run(document, f"ActiveLearningRun {name}")
         except ManifestError as err:
-            return self._invalid(body, status, generation, "InvalidSpec", "; ".join(err.problems)), False
+            return self._invalid(body, status, generation, Reason.INVALID_SPEC, "; ".join(err.problems)), False
 
         try:
             check_engine(current)
         except SelectorUnavailable as err:
-            return self._invalid(body, status, generation, "EngineUnavailable", str(err)), False
+            return self._invalid(body, status, generation, Reason.ENGINE_UNAVAILABLE, str(err)), False
         configmap = self.cluster.get_configmap(namespace, child_name(name, "config"))
         snapshot = _snapshot(configmap) if configmap else None
         run = snapshot.run if snapshot else current
@@ -116,7 +125,8 @@ class Reconciler:
         jobs = self.cluster.jobs_of(namespace, name, uid)
         metrics.observe_jobs(jobs)
         videos = [v["key"] for v in snapshot.videos] if snapshot else None
-        decision = decide(stages_for(run), status, generation, configmap is not None, videos, jobs)
+        stages = stages_for(run.spec.selection is not None)
+        decision = decide(stages, status, generation, configmap is not None, videos, jobs)
         if not decision.status and not decision.create:
             return status.get("phase"), False
 
@@ -126,7 +136,7 @@ class Reconciler:
                 try:
                     listed = resolve_videos(run, storage_for(self.cluster, namespace, run.spec.input))
                 except (InputError, StorageError, LookupError) as err:
-                    return self._invalid(body, status, generation, "InputUnavailable", str(err)), False
+                    return self._invalid(body, status, generation, Reason.INPUT_UNAVAILABLE, str(err)), False
                 progressed |= self.cluster.create(build_configmap(run, uid, namespace, listed, generation))
                 log.info("run %s/%s: %d videos listed; ConfigMap created", namespace, name, len(listed))
             else:
@@ -138,12 +148,12 @@ class Reconciler:
                     log.info("run %s/%s: %s Job created", namespace, name, item)
         if decision.read_results:
             self._read_results(run, namespace, decision)
-        self._publish(body, status, decision)
+        self._publish(body, decision)
         return decision.status.get("phase"), progressed
 
     # ----- helpers -----
 
-    def _publish(self, body: dict[str, Any], old: dict[str, Any], decision: Decision) -> None:
+    def _publish(self, body: dict[str, Any], decision: Decision) -> None:
         meta = body["metadata"]
         new = decision.status
         current = body.get("status") or {}
@@ -154,27 +164,21 @@ class Reconciler:
         for kind, reason, message in decision.events:
             log.info("run %s/%s: %s %s: %s", meta["namespace"], meta["name"], kind, reason, message)
             self.cluster.post_event(body, kind, reason, message)
-            if kind == "Warning" and reason.endswith("Failed"):
-                metrics.JOB_FAILURES.labels(stage=reason.removesuffix("Failed").lower() or "run").inc()
+            metrics.observe_reason(reason)
         metrics.observe_phase(meta["namespace"], meta["name"], new.get("phase"))
 
     def _invalid(
-        self, body: dict[str, Any], status: dict[str, Any], generation: int | None, reason: str, message: str
+        self, body: dict[str, Any], status: dict[str, Any], generation: int | None, reason: Reason, message: str
     ) -> str:
-        decision = Decision(status=dict(status))
-        decision.status.update(
-            {"phase": "Failed", "message": message, "finishedAt": now(), "observedGeneration": generation}
-        )
-        conds = set_condition(status.get("conditions", []), "Failed", "True", reason, message, generation)
-        decision.status["conditions"] = set_condition(conds, "Succeeded", "False", reason, message, generation)
-        decision.events.append(("Warning", reason, message))
-        self._publish(body, status, decision)
-        return "Failed"
+        decision = fail(status, reason, message, generation)
+        self._publish(body, decision)
+        return str(decision.status["phase"])
 
     def _spec_changed(self, body: dict[str, Any], status: dict[str, Any], generation: int) -> dict[str, Any]:
         conditions = status.get("conditions", [])
         if not any(
-            c.get("type") == "SpecChangeIgnored" and c.get("observedGeneration") == generation for c in conditions
+            c.get("type") == Condition.SPEC_CHANGE_IGNORED and c.get("observedGeneration") == generation
+            for c in conditions
         ):
             message = (
                 "the spec changed after the run started; the run goes on with the spec it started with "
@@ -183,10 +187,15 @@ class Reconciler:
             status = {
                 **status,
                 "conditions": set_condition(
-                    conditions, "SpecChangeIgnored", "True", "SpecChangedAfterStart", message, generation
+                    conditions,
+                    Condition.SPEC_CHANGE_IGNORED,
+                    "True",
+                    Reason.SPEC_CHANGED_AFTER_START,
+                    message,
+                    generation,
                 ),
             }
-            self.cluster.post_event(body, "Warning", "SpecChangeIgnored", message)
+            self.cluster.post_event(body, "Warning", Reason.SPEC_CHANGE_IGNORED, message)
         return status
 
     def _read_results(self, run: ActiveLearningRun, namespace: str, decision: Decision) -> None:
@@ -196,11 +205,8 @@ class Reconciler:
             ctx = RunContext(run, base_dir=Path("/"))
             if output.exists(ctx.run_key("selection.json")):
                 selection = json.loads(output.read_text(ctx.run_key("selection.json")))["selection"]
-                per_video: dict[str, int] = {}
-                for item in selection["selected"]:
-                    per_video[item["video"]] = per_video.get(item["video"], 0) + 1
                 decision.status["selected"] = len(selection["selected"])
-                decision.status["perVideoSelected"] = per_video
+                decision.status["perVideoSelected"] = per_video_counts(item["video"] for item in selection["selected"])
                 decision.status["frames"] = {
                     "total": int(selection.get("frames", 0)),
                     "corrupt": int(selection["filtered"].get("corrupt", 0)),
@@ -211,14 +217,6 @@ class Reconciler:
                 decision.status["exportUri"] = marker["exportUri"]
         except (StorageError, LookupError, KeyError, ValueError) as err:
             log.warning("run %s/%s: cannot read its results for status: %s", namespace, run.metadata.name, err)
-
-
-def stages_for_body(body: dict[str, Any]) -> tuple[str, ...]:
-    return (
-        ("config", "infer", "convert", "select", "export")
-        if (body.get("spec") or {}).get("selection")
-        else ("config", "infer", "convert")
-    )
 
 
 __all__ = ["Reconciler", "resolve_videos", "storage_for"]

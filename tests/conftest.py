@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # helpers.py
+from tests.helpers import free_port
 
-from helpers import free_port  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("FRAMESIFT_CACHE", str(REPO / ".cache" / "test"))

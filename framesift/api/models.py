@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from framesift.api.selection_config import SelectionConfig
+from framesift.api.vocabulary import Phase
 
 GROUP = "framesift.dev"
 VERSION = "v1alpha1"
@@ -184,11 +185,13 @@ class SelectorSpec(ApiModel):
         return self
 
 
+ExportFormat = Literal["lightly", "labelstudio", "coco"]
+EXPORT_FORMATS: list[ExportFormat] = ["lightly", "labelstudio", "coco"]
+
+
 class ExportSpec(ApiModel):
     tag: str = Field(default="initial-tag", min_length=1, max_length=200)
-    formats: list[Literal["lightly", "labelstudio", "coco"]] = Field(
-        default_factory=lambda: ["lightly", "labelstudio", "coco"]
-    )
+    formats: list[ExportFormat] = Field(default_factory=lambda: list(EXPORT_FORMATS))
     url_expiry: str = Field(default="7d", description="presigned URL lifetime: <n>s|m|h|d, at most 7d")
 
     @field_validator("url_expiry")
@@ -306,7 +309,7 @@ class FrameCounts(ApiModel):
     corrupt: int = 0
 
 
-PHASES = ("Pending", "Inferring", "Converting", "Selecting", "Exporting", "Succeeded", "Failed")
+PHASES = tuple(phase.value for phase in Phase)
 
 
 class RunStatus(ApiModel):

@@ -132,7 +132,7 @@ def input_kind(selection_input: BaseModel) -> str:
     """The key of ALLOWED_STRATEGIES for an input."""
     if isinstance(selection_input, PredictionsInput):
         return f"PREDICTIONS/{selection_input.name}"
-    return selection_input.type  # type: ignore[attr-defined, no-any-return]
+    return selection_input.type  # type: ignore[attr-defined]
 
 
 class StrategyEntry(_Strict):

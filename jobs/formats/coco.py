@@ -8,7 +8,8 @@ from framesift.jobs.formats.detections import FrameRecord
 
 
 def coco(frames: list[FrameRecord], categories: dict[int, str], description: str) -> dict[str, Any]:
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, frame in enumerate(frames, start=1):
         images.append(
             {

@@ -311,9 +311,9 @@ def build_strategies(
         elif isinstance(s, BalanceStrategy):
             c, names = class_rows(data, i, entry)
             _validate_balance(i, entry, names, c, alive)
-            rows, target, _ = balance_matrix(c, names, s.target, s.effective_distribution, alive)
-            start = rows[:, datapool].sum(axis=1) if len(datapool) else np.zeros(len(target))
-            active.append(_Active(label, s.strength, "balance", balance=Balance(rows, target, start)))
+            class_mass, target, _ = balance_matrix(c, names, s.target, s.effective_distribution, alive)
+            start = class_mass[:, datapool].sum(axis=1) if len(datapool) else np.zeros(len(target))
+            active.append(_Active(label, s.strength, "balance", balance=Balance(class_mass, target, start)))
     return active
 
 

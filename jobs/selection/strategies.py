@@ -140,10 +140,10 @@ def balance_matrix(
     rows = c[keep]
     kept_names = [n for n, k in zip(names, keep, strict=True) if k]
     if distribution == "UNIFORM":
-        wanted = np.full(len(kept_names), 1.0 / max(1, len(kept_names)))
+        shares = np.full(len(kept_names), 1.0 / max(1, len(kept_names)))
     else:  # INPUT
-        wanted = mass[keep] / mass[keep].sum()
-    return rows, wanted, kept_names
+        shares = mass[keep] / mass[keep].sum()
+    return rows, shares, kept_names
 
 
 def typicality(embeddings: np.ndarray, alive: np.ndarray, k: int, sample: int = 20000, seed: int = 0) -> np.ndarray:

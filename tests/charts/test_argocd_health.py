@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from lupa import LuaRuntime
 
+from framesift.api.vocabulary import WAITING_FOR_ADMISSION, Phase
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = (REPO / "charts" / "framesift" / "argocd-health.lua").read_text()
 
@@ -32,6 +34,13 @@ def health(status: dict | None) -> tuple[str, str]:
 )
 def test_health_by_phase(status: dict | None, expected: str) -> None:
     assert health(status)[0] == expected
+
+
+def test_every_phase_has_a_health() -> None:
+    expected = {Phase.SUCCEEDED: "Healthy", Phase.FAILED: "Degraded"}
+    for phase in Phase:
+        assert health({"phase": phase.value})[0] == expected.get(phase, "Progressing"), phase
+    assert WAITING_FOR_ADMISSION in SCRIPT
 
 
 def test_messages_and_docs_copy() -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from helpers import helm
+
+from tests.helpers import helm
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "framesift"

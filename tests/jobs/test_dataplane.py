@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import manifest, synthetic_video, write_manifest
 
 from framesift.api.models import Location
 from framesift.jobs.context import load_context
@@ -17,6 +16,7 @@ from framesift.jobs.formats import lightly
 from framesift.jobs.pipeline import run_local
 from framesift.jobs.results import read_pointer, read_results
 from framesift.jobs.storage import open_storage
+from tests.helpers import manifest, synthetic_video, write_manifest
 
 FRAMESIFT = [sys.executable, "-m", "framesift"]
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import manifest, write_manifest
 
 from framesift.api.models import Location
 from framesift.jobs.storage import Storage, open_storage
 from framesift.jobs.video import decode, extract_frames
+from tests.helpers import manifest, write_manifest
 
 pytestmark = pytest.mark.slow
 

@@ -81,9 +81,8 @@ def test_s3_bad_credentials_are_named_without_the_secret(s3_server, monkeypatch:
 
 
 def test_relative_input_falls_back_to_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from helpers import manifest, write_manifest
-
     from framesift.jobs.context import load_context
+    from tests.helpers import manifest, write_manifest
 
     (tmp_path / "work" / "clips").mkdir(parents=True)
     (tmp_path / "manifests").mkdir()

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import synthetic_video
 
 from framesift.api.models import InputSpec
 from framesift.jobs.quality import frame_quality, uniform_row_ratio
 from framesift.jobs.storage import ObjectInfo
 from framesift.jobs.video import VideoError, decode, frame_name, select_videos, video_name
+from tests.helpers import synthetic_video
 
 
 def test_frame_names_pad_to_the_decoded_count() -> None:

@@ -119,8 +119,7 @@ def test_plan_prints_what_the_operator_would_create(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    sys.path.insert(0, str(REPO / "tests"))
-    from helpers import manifest, synthetic_video, write_manifest
+    from tests.helpers import manifest, synthetic_video, write_manifest
 
     for name in ("b.mp4", "a.mp4", "notes.txt"):
         if name.endswith(".mp4"):

@@ -10,13 +10,12 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import pytest
-from conftest import Cluster
-from harness import allowed, operator_calls, wait_for
-from helpers import free_port, helm, manifest, synthetic_video
 
 from framesift.api.crd import crd
 from framesift.api.models import Location
 from framesift.jobs.storage import open_storage
+from tests.helpers import free_port, helm, manifest, synthetic_video
+from tests.operator.harness import Cluster, allowed, operator_calls, wait_for
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from framesift.operator.manifests import STAGES
+from framesift.api.vocabulary import PIPELINE as STAGES
 from framesift.operator.reconcile import decide, parse_indexes
 
 VIDEOS = ["a.mp4", "b.mp4", "c.mp4"]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import manifest, write_manifest
+
+from tests.helpers import manifest, write_manifest
 
 REPO = Path(__file__).resolve().parents[3]
 

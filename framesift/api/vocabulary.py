@@ -1,0 +1,133 @@
+"""The words a run is described in, each defined once: phases, stages, condition reasons, exit
+codes and annotation keys.
+
+The models, the operator's state machine, its Events and metrics, the CLI, the docs and the
+Argo CD health check all take these from here (tests derive the documented tables from them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    INFERRING = "Inferring"
+    CONVERTING = "Converting"
+    SELECTING = "Selecting"
+    EXPORTING = "Exporting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+TERMINAL_PHASES: frozenset[str] = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+
+
+class Condition(StrEnum):
+    """Condition types on a run's status (`kubectl wait --for=condition=Succeeded`)."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
+
+
+class Reason(StrEnum):
+    """Condition and Event reasons. Phase changes are announced with the phase as the reason."""
+
+    INVALID_SPEC = "InvalidSpec"
+    ENGINE_UNAVAILABLE = "EngineUnavailable"
+    INPUT_UNAVAILABLE = "InputUnavailable"
+    ALL_VIDEOS_FAILED = "AllVideosFailed"
+    INFER_FAILED = "InferFailed"
+    CONVERT_FAILED = "ConvertFailed"
+    SELECT_FAILED = "SelectFailed"
+    EXPORT_FAILED = "ExportFailed"
+    VIDEOS_FAILED = "VideosFailed"
+    SPEC_CHANGED_AFTER_START = "SpecChangedAfterStart"
+    SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
+    RUN_SUCCEEDED = "RunSucceeded"
+
+
+@dataclass(frozen=True)
+class ReasonInfo:
+    meaning: str
+    fails_run: bool
+    stage: str  # the `stage` label of framesift_job_failures_total when it fails the run
+
+
+REASONS: dict[Reason, ReasonInfo] = {
+    Reason.INVALID_SPEC: ReasonInfo("the spec does not validate; the message names each field", True, "spec"),
+    Reason.ENGINE_UNAVAILABLE: ReasonInfo("spec.selector.engine names an engine this build cannot run", True, "spec"),
+    Reason.INPUT_UNAVAILABLE: ReasonInfo("the input cannot be listed, or no video matches", True, "list"),
+    Reason.ALL_VIDEOS_FAILED: ReasonInfo("inference failed for every video", True, "infer"),
+    Reason.INFER_FAILED: ReasonInfo("the inference Job failed as a whole", True, "infer"),
+    Reason.CONVERT_FAILED: ReasonInfo("the conversion/upload Job failed", True, "convert"),
+    Reason.SELECT_FAILED: ReasonInfo("the selection Job failed", True, "select"),
+    Reason.EXPORT_FAILED: ReasonInfo("the export Job failed", True, "export"),
+    Reason.VIDEOS_FAILED: ReasonInfo("some videos failed and are left out; the run goes on (Event)", False, "infer"),
+    Reason.SPEC_CHANGED_AFTER_START: ReasonInfo(
+        "condition SpecChangeIgnored: the spec changed after the start; the run keeps its first spec", False, ""
+    ),
+    Reason.SPEC_CHANGE_IGNORED: ReasonInfo("the Event that goes with SpecChangedAfterStart", False, ""),
+    Reason.RUN_SUCCEEDED: ReasonInfo("condition Succeeded: every stage finished", False, ""),
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline: its Job/CLI name, the run's phase while it runs, whether it
+    needs a selection_config, the Event message when it starts and the reason when it fails."""
+
+    name: str
+    phase: Phase
+    needs_selection: bool
+    starting: str
+    failed: Reason
+
+
+PIPELINE: tuple[Stage, ...] = (
+    Stage("infer", Phase.INFERRING, False, "inference Job running", Reason.INFER_FAILED),
+    Stage("convert", Phase.CONVERTING, False, "writing the LightlyOne layout", Reason.CONVERT_FAILED),
+    Stage("select", Phase.SELECTING, True, "selecting frames", Reason.SELECT_FAILED),
+    Stage("export", Phase.EXPORTING, True, "exporting the selected frames and the report", Reason.EXPORT_FAILED),
+)
+STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in PIPELINE)
+STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in PIPELINE}
+
+
+def stages_for(has_selection: bool) -> tuple[Stage, ...]:
+    """infer and convert always; select and export when the run has a selection_config."""
+    return tuple(stage for stage in PIPELINE if has_selection or not stage.needs_selection)
+
+
+PHASE_MESSAGES: dict[Phase, str] = {
+    Phase.PENDING: "run accepted; listing the input",
+    **{stage.phase: stage.starting for stage in PIPELINE},
+    Phase.SUCCEEDED: "every stage finished",
+    Phase.FAILED: "the run failed",
+}
+
+WAITING_FOR_ADMISSION = "waiting for admission"  # status.message while Kueue holds a Job (Argo CD: Suspended)
+
+
+class ExitCode(IntEnum):
+    """`framesift` exit codes. BAD_INPUT fails the inference Job's index at once (podFailurePolicy)."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    BAD_INPUT = 3
+    INTERRUPTED = 130
+
+
+ANNOTATION_SPEC_GENERATION = "framesift.dev/spec-generation"
+ANNOTATION_VIDEOS = "framesift.dev/videos"
+
+
+def reason_table_markdown() -> str:
+    """The reason table docs/operator.md carries (a test keeps the two equal)."""
+    rows = ["| reason | fails the run | meaning |", "|---|---|---|"]
+    for reason, info in REASONS.items():
+        rows.append(f"| `{reason}` | {'yes' if info.fails_run else 'no'} | {info.meaning} |")
+    return "\n".join(rows)

@@ -1,0 +1,223 @@
+"""The reconciler (`operator/runner.py`) against a small in-memory cluster: fast, no API server.
+
+The end-to-end tests run kopf against kmock; these reach every branch of one reconcile in
+milliseconds: invalid specs, spec changes, status keys that must be removed, results read at
+the end, the Kueue wait.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from framesift.api.vocabulary import Condition, Phase, Reason
+from framesift.operator import metrics
+from framesift.operator.manifests import LABEL_RUN, LABEL_STAGE
+from framesift.operator.runner import Reconciler
+from tests.helpers import manifest, synthetic_video
+
+NS, NAME, UID = "ml", "cams", "uid-1"
+
+
+class MemoryCluster:
+    """What `Reconciler` asks of `operator.kube.Cluster`, in memory, recording every write."""
+
+    def __init__(self) -> None:
+        self.runs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, namespace, name)
+        self.events: list[tuple[str, str, str]] = []
+        self.status_patches: list[dict[str, Any]] = []
+        self.secret_reads: list[str] = []
+
+    def get_run(self, namespace: str, name: str) -> dict[str, Any] | None:
+        run = self.runs.get((namespace, name))
+        return copy.deepcopy(run) if run else None
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        return [copy.deepcopy(r) for r in self.runs.values()]
+
+    def patch_run_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.status_patches.append(copy.deepcopy(patch))
+        status = self.runs[(namespace, name)].setdefault("status", {})
+        for key, value in patch.items():  # a JSON merge patch: null removes the key
+            if value is None:
+                status.pop(key, None)
+            else:
+                status[key] = copy.deepcopy(value)
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.objects.get(("ConfigMap", namespace, name)))
+
+    def jobs_of(self, namespace: str, run_name: str, run_uid: str) -> dict[str, dict[str, Any]]:
+        return {
+            job["metadata"]["labels"][LABEL_STAGE]: copy.deepcopy(job)
+            for (kind, ns, _), job in self.objects.items()
+            if kind == "Job" and ns == namespace and job["metadata"]["labels"][LABEL_RUN] == run_name
+        }
+
+    def create(self, obj: dict[str, Any]) -> bool:
+        key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if key in self.objects:
+            return False
+        self.objects[key] = copy.deepcopy(obj)
+        return True
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str]:
+        self.secret_reads.append(name)
+        raise LookupError(f"Secret {namespace}/{name} does not exist")
+
+    def post_event(self, run: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        self.events.append((kind, str(reason), message))
+
+    # ----- test helpers -----
+
+    def apply(self, doc: dict[str, Any], generation: int = 1) -> None:
+        body = copy.deepcopy(doc)
+        body["metadata"].update({"namespace": NS, "uid": UID, "generation": generation})
+        old = self.runs.get((NS, doc["metadata"]["name"]))
+        if old and "status" in old:
+            body["status"] = old["status"]
+        self.runs[(NS, doc["metadata"]["name"])] = body
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.runs[(NS, NAME)].get("status") or {})
+
+    def job(self, stage: str) -> dict[str, Any]:
+        return self.objects[("Job", NS, f"{NAME}-{stage}")]
+
+    def finish(self, stage: str, **status: Any) -> None:
+        job = self.job(stage)
+        job["status"] = {"conditions": [{"type": "Complete", "status": "True"}], **status}
+
+
+@pytest.fixture
+def videos(tmp_path: Path) -> Path:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        synthetic_video(folder / name, frames=3, codec="libx264")
+    return folder
+
+
+def run_doc(videos: Path, output: Path, **spec: Any) -> dict[str, Any]:
+    selection = {"n_samples": 2, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    return manifest(NAME, videos.as_uri() + "/", output.as_uri() + "/", selection=selection, **spec)
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def failures(stage: str) -> float:
+    return metrics.JOB_FAILURES.labels(stage=stage)._value.get()
+
+
+def test_invalid_spec_fails_with_the_field_and_creates_nothing(videos: Path, tmp_path: Path) -> None:
+    cluster = MemoryCluster()
+    doc = run_doc(videos, tmp_path / "out")
+    doc["spec"]["model"]["conf"] = 7
+    cluster.apply(doc)
+    before = failures("spec")
+    assert Reconciler(cluster, "img").reconcile(NS, NAME) == Phase.FAILED
+    status = cluster.status()
+    assert status["phase"] == "Failed" and "spec.model.conf" in status["message"]
+    assert condition(status, Condition.FAILED)["reason"] == Reason.INVALID_SPEC == "InvalidSpec"
+    assert condition(status, Condition.SUCCEEDED)["status"] == "False"
+    assert cluster.objects == {} and [e[1] for e in cluster.events] == ["InvalidSpec"]
+    assert failures("spec") == before + 1
+    assert Reconciler(cluster, "img").reconcile(NS, NAME) == "Failed" and len(cluster.events) == 1  # terminal
+
+
+def test_missing_input_fails_as_input_unavailable(tmp_path: Path) -> None:
+    cluster = MemoryCluster()
+    cluster.apply(run_doc(tmp_path / "nowhere", tmp_path / "out"))
+    before = failures("list")
+    Reconciler(cluster, "img").reconcile(NS, NAME)
+    assert condition(cluster.status(), Condition.FAILED)["reason"] == "InputUnavailable"
+    assert failures("list") == before + 1
+
+
+def test_one_pass_creates_the_configmap_and_the_inference_job(videos: Path, tmp_path: Path) -> None:
+    cluster = MemoryCluster()
+    cluster.apply(run_doc(videos, tmp_path / "out"))
+    assert Reconciler(cluster, "img").reconcile(NS, NAME) == "Inferring"
+    assert sorted(k[0] for k in cluster.objects) == ["ConfigMap", "Job"]
+    assert cluster.job("infer")["spec"]["completions"] == 2
+    assert cluster.status()["videos"] == {"total": 2, "done": 0, "failed": 0, "failedVideos": []}
+    assert [e[1] for e in cluster.events] == ["Pending", "Inferring"]
+    assert cluster.secret_reads == []
+
+
+def test_spec_change_is_reported_once_per_generation(videos: Path, tmp_path: Path) -> None:
+    cluster = MemoryCluster()
+    doc = run_doc(videos, tmp_path / "out")
+    cluster.apply(doc)
+    reconciler = Reconciler(cluster, "img")
+    reconciler.reconcile(NS, NAME)
+    doc["spec"]["model"]["conf"] = 0.5
+    for generation in (2, 2, 2, 3):
+        cluster.apply(doc, generation)
+        reconciler.reconcile(NS, NAME)
+    ignored = [e for e in cluster.events if e[1] == Reason.SPEC_CHANGE_IGNORED]
+    assert len(ignored) == 2  # generations 2 and 3, each once
+    cond = condition(cluster.status(), Condition.SPEC_CHANGE_IGNORED)
+    assert cond["reason"] == "SpecChangedAfterStart" and cond["observedGeneration"] == 3
+    assert len([k for k in cluster.objects if k[0] == "Job"]) == 1  # the new spec was not acted on
+
+
+def test_kueue_wait_is_shown_then_removed_from_status(videos: Path, tmp_path: Path) -> None:
+    cluster = MemoryCluster()
+    cluster.apply(run_doc(videos, tmp_path / "out", resources={"queueName": "team-a"}))
+    reconciler = Reconciler(cluster, "img")
+    reconciler.reconcile(NS, NAME)
+    assert cluster.job("infer")["spec"]["suspend"] is True
+    assert cluster.status()["message"] == f"Job {NAME}-infer is waiting for admission (suspended, Kueue)"
+    cluster.job("infer")["spec"]["suspend"] = False  # Kueue admitted it
+    cluster.job("infer")["status"] = {"completedIndexes": "0"}
+    cluster.status_patches.clear()
+    reconciler.reconcile(NS, NAME)
+    assert cluster.status_patches and cluster.status_patches[-1]["message"] is None  # removed, not left stale
+    assert "message" not in cluster.status() and cluster.status()["videos"]["done"] == 1
+
+
+def test_results_are_read_into_status_at_the_end(videos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    cluster = MemoryCluster()
+    cluster.apply(run_doc(videos, out))
+    reconciler = Reconciler(cluster, "img")
+    reconciler.reconcile(NS, NAME)
+    cluster.finish("infer", completedIndexes="0-1")
+    for stage, phase in (("convert", "Converting"), ("select", "Selecting"), ("export", "Exporting")):
+        assert reconciler.reconcile(NS, NAME) == phase
+        cluster.finish(stage)
+    selected = [{"video": "a.mp4"}, {"video": "b.mp4"}, {"video": "a.mp4"}]
+    selection = {"selected": selected, "frames": 6, "filtered": {"corrupt": 1}}
+    (out / ".framesift" / "runs" / NAME).mkdir(parents=True)
+    (out / ".framesift" / "runs" / NAME / "selection.json").write_text(json.dumps({"selection": selection}))
+    export = {"reportUri": "file:///r/report.html", "exportUri": "file:///r/export.json"}
+    (out / ".framesift" / "runs" / NAME / "export.json").write_text(json.dumps(export))
+    assert reconciler.reconcile(NS, NAME) == "Succeeded"
+    status = cluster.status()
+    assert status["selected"] == 3 and status["perVideoSelected"] == {"a.mp4": 2, "b.mp4": 1}
+    assert status["frames"] == {"total": 6, "corrupt": 1}
+    assert status["reportUri"] == export["reportUri"] and status["exportUri"] == export["exportUri"]
+    assert condition(status, Condition.SUCCEEDED)["status"] == "True" and status["finishedAt"]
+    assert [e[1] for e in cluster.events][-1] == "Succeeded"
+
+
+def test_a_failed_stage_job_fails_the_run_with_its_reason(videos: Path, tmp_path: Path) -> None:
+    cluster = MemoryCluster()
+    cluster.apply(run_doc(videos, tmp_path / "out"))
+    reconciler = Reconciler(cluster, "img")
+    reconciler.reconcile(NS, NAME)
+    cluster.finish("infer", completedIndexes="0-1")
+    reconciler.reconcile(NS, NAME)
+    cluster.job("convert")["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimit"}]}
+    before = failures("convert")
+    assert reconciler.reconcile(NS, NAME) == "Failed"
+    assert condition(cluster.status(), Condition.FAILED)["reason"] == "ConvertFailed"
+    assert failures("convert") == before + 1
