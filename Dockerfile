@@ -8,11 +8,11 @@ ARG TORCH_INDEX_URL=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY constraints.txt pyproject.toml README.md ./
+# framesift/jobs and framesift/operator are links to these two folders
 COPY framesift ./framesift
 COPY operator ./operator
 COPY jobs ./jobs
-# (the venv is made from /, not /src: /src/operator would shadow the stdlib `operator` for `python -m`)
-RUN cd / && python -m venv /opt/framesift && cd /src \
+RUN python -m venv /opt/framesift \
  && if [ -n "$TORCH_INDEX_URL" ]; then \
       /opt/framesift/bin/pip install --index-url "$TORCH_INDEX_URL" torch torchvision; \
     else \

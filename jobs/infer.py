@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from framesift import __version__
 from framesift.jobs import results
 from framesift.jobs.context import RunContext
-from framesift.jobs.model import LoadedModel, OnePassDetector, load_model, weights_fingerprint
+from framesift.jobs.model import FrameDetections, LoadedModel, OnePassDetector, load_model, weights_fingerprint
 from framesift.jobs.quality import frame_quality
 from framesift.jobs.storage import ObjectInfo, cache_dir
 from framesift.jobs.video import DecodedFrame, DecodeLog, VideoError, decode, probe
@@ -123,30 +123,31 @@ def _fetch(ctx: RunContext, video: ObjectInfo) -> tuple[Path, bool]:
 ProgressFactory = Callable[[str, int | None], Any]
 
 
-def _run_model(
-    path: Path,
-    holder: ModelHolder,
-    stride: int,
-    frames_writer_path: Path,
-    dets_writer_path: Path,
-    dlog: DecodeLog,
-    progress: Any,
-) -> tuple[int, int]:
-    """Decode + infer one video into two local Parquet files. Returns (inferred frames, embedding dim)."""
-    detector = holder.detector
-    batch_size = holder.spec.batch
-    items: queue.Queue[Any] = queue.Queue(maxsize=2 * batch_size)
-    stop = threading.Event()
-    thread = threading.Thread(target=_producer, args=(path, stride, items, dlog, stop), daemon=True)
-    thread.start()
-    frames_writer: pq.ParquetWriter | None = None
-    dets_writer: pq.ParquetWriter | None = None
-    rows: list[tuple[_Item, np.ndarray]] = []
-    det_rows: list[tuple[int, Any]] = []
-    inferred, dim = 0, 0
+class ResultSink:
+    """One video's results on local disk: frame rows (quality, pixel hash, embedding) and box
+    rows, each a Parquet file written in row groups of ROW_GROUP frames."""
 
-    def flush() -> None:
-        nonlocal frames_writer, dets_writer
+    def __init__(self, frames_path: Path, detections_path: Path):
+        self.frames_path = frames_path
+        self.detections_path = detections_path
+        self._frames_writer: pq.ParquetWriter | None = None
+        self._dets_writer: pq.ParquetWriter | None = None
+        self._frames: list[tuple[_Item, np.ndarray]] = []
+        self._detections: list[tuple[int, FrameDetections]] = []
+        self.inferred = 0
+        self.dim = 0
+
+    def add(self, item: _Item, embedding: np.ndarray, detections: FrameDetections) -> None:
+        self._frames.append((item, embedding))
+        self.dim = embedding.shape[0]
+        if len(detections.scores):
+            self._detections.append((item.frame.index, detections))
+        self.inferred += 1
+        if len(self._frames) >= ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        rows = self._frames
         if rows:
             table = results.frames_table(
                 np.array([r[0].frame.index for r in rows], np.int32),
@@ -156,35 +157,48 @@ def _run_model(
                 [r[0].pixel_hash for r in rows],
                 np.stack([r[1] for r in rows]),
             )
-            frames_writer = frames_writer or pq.ParquetWriter(frames_writer_path, table.schema, compression="zstd")
-            frames_writer.write_table(table)
+            self._frames_writer = self._frames_writer or pq.ParquetWriter(
+                self.frames_path, table.schema, compression="zstd"
+            )
+            self._frames_writer.write_table(table)
             rows.clear()
+        dets = self._detections
         probs: list[np.ndarray | None] = []
-        for _, d in det_rows:
+        for _, d in dets:
             probs.extend(list(d.probabilities) if d.probabilities is not None else [None] * len(d.scores))
         table = results.detections_table(
-            np.array([i for i, d in det_rows for _ in d.scores], np.int32),
-            np.concatenate([d.class_ids for _, d in det_rows]) if det_rows else np.zeros(0, np.int32),
-            np.concatenate([d.boxes_xywh for _, d in det_rows]) if det_rows else np.zeros((0, 4), np.float32),
-            np.concatenate([d.scores for _, d in det_rows]) if det_rows else np.zeros(0, np.float32),
+            np.array([i for i, d in dets for _ in d.scores], np.int32),
+            np.concatenate([d.class_ids for _, d in dets]) if dets else np.zeros(0, np.int32),
+            np.concatenate([d.boxes_xywh for _, d in dets]) if dets else np.zeros((0, 4), np.float32),
+            np.concatenate([d.scores for _, d in dets]) if dets else np.zeros(0, np.float32),
             probs,
         )
-        dets_writer = dets_writer or pq.ParquetWriter(dets_writer_path, table.schema, compression="zstd")
-        dets_writer.write_table(table)
-        det_rows.clear()
+        self._dets_writer = self._dets_writer or pq.ParquetWriter(
+            self.detections_path, table.schema, compression="zstd"
+        )
+        self._dets_writer.write_table(table)
+        dets.clear()
+
+    def close(self) -> None:
+        for writer in (self._frames_writer, self._dets_writer):
+            if writer is not None:
+                writer.close()
+
+
+def _run_model(path: Path, holder: ModelHolder, stride: int, sink: ResultSink, dlog: DecodeLog, progress: Any) -> None:
+    """Decode + infer one video into the sink: the decoder thread feeds batches to the model."""
+    detector = holder.detector
+    batch_size = holder.spec.batch
+    items: queue.Queue[Any] = queue.Queue(maxsize=2 * batch_size)
+    stop = threading.Event()
+    thread = threading.Thread(target=_producer, args=(path, stride, items, dlog, stop), daemon=True)
+    thread.start()
 
     def run_batch(batch: list[_Item]) -> None:
-        nonlocal inferred, dim
         detections, embeddings = detector([b.frame.image for b in batch])
-        dim = embeddings.shape[1]
         for item, det, emb in zip(batch, detections, embeddings, strict=True):
-            rows.append((item, emb))
-            if len(det.scores):
-                det_rows.append((item.frame.index, det))
-        inferred += len(batch)
+            sink.add(item, emb, det)
         progress.update(len(batch))
-        if len(rows) >= ROW_GROUP:
-            flush()
 
     try:
         batch: list[_Item] = []
@@ -200,14 +214,18 @@ def _run_model(
                 batch = []
         if batch:
             run_batch(batch)
-        flush()
+        sink.flush()
     finally:
         stop.set()
         thread.join(timeout=10)
-        for writer in (frames_writer, dets_writer):
-            if writer is not None:
-                writer.close()
-    return inferred, dim
+        sink.close()
+
+
+def _pointer(ctx: RunContext, video: ObjectInfo, status: str, **fields: str) -> None:
+    """Record which cache entry (or failure) this run used for the video."""
+    results.write_pointer(
+        ctx.output, ctx.name, {"video": video.key, "identity": video.identity, "status": status, **fields}
+    )
 
 
 def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_factory: ProgressFactory) -> VideoOutcome:
@@ -226,9 +244,7 @@ def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_facto
             cache_key=key,
             decode_errors=cached.get("decodeErrors", []),
         )
-        results.write_pointer(
-            ctx.output, ctx.name, {"video": video.key, "identity": video.identity, "status": "ok", "cacheKey": key}
-        )
+        _pointer(ctx, video, "ok", cacheKey=key)
         return outcome
 
     path, temporary = None, False
@@ -239,10 +255,10 @@ def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_facto
         with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="results-") as tmp:
             frames_file, dets_file = Path(tmp) / "frames.parquet", Path(tmp) / "detections.parquet"
             total = info.header_frames // spec.model.frame_stride if info.header_frames else None
+            sink = ResultSink(frames_file, dets_file)
             with progress_factory(video.key, total) as progress:
-                inferred, dim = _run_model(
-                    path, holder, spec.model.frame_stride, frames_file, dets_file, dlog, progress
-                )
+                _run_model(path, holder, spec.model.frame_stride, sink, dlog, progress)
+            inferred, dim = sink.inferred, sink.dim
             seconds = time.monotonic() - started
             decode_errors = dlog.errors + ([dlog.truncated] if dlog.truncated else [])
             manifest = {
@@ -268,9 +284,7 @@ def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_facto
             ctx.output.upload_file(frames_file, f"{prefix}/frames.parquet")
             ctx.output.upload_file(dets_file, f"{prefix}/detections.parquet")
             results.write_manifest(ctx.output, key, manifest)
-        results.write_pointer(
-            ctx.output, ctx.name, {"video": video.key, "identity": video.identity, "status": "ok", "cacheKey": key}
-        )
+        _pointer(ctx, video, "ok", cacheKey=key)
         return VideoOutcome(
             video.key,
             "ok",
@@ -283,9 +297,7 @@ def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_facto
     except VideoError as err:
         reason = str(err)
         log.warning("video %s: %s", video.key, reason)
-        results.write_pointer(
-            ctx.output, ctx.name, {"video": video.key, "identity": video.identity, "status": "failed", "reason": reason}
-        )
+        _pointer(ctx, video, "failed", reason=reason)
         return VideoOutcome(video.key, "failed", reason=reason, seconds=time.monotonic() - started)
     finally:
         if temporary and path is not None:

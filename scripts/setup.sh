@@ -6,9 +6,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
-  # Not `python -m` from the repository root: its operator/ folder would shadow the standard
-  # library's `operator` module for that interpreter. (Console scripts are not affected.)
-  (cd / && "$PYTHON" -m venv "$repo/.venv")
+  "$PYTHON" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -c constraints.txt torch torchvision

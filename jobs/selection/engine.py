@@ -230,23 +230,115 @@ def candidate_mask(
 # ----- the greedy loop ---------------------------------------------------------------------
 
 
-@dataclass
-class _Active:
-    label: str
-    strength: float
-    kind: str  # "constant" | "diversity" | "balance"
-    constant: np.ndarray | None = None
-    diversity: Diversity | None = None
-    balance: Balance | None = None
-    min_distance: float | None = None
-    min_typicality: float | None = None
-    max_sum: float | None = None
-    raw: np.ndarray | None = None
+class ActiveStrategy:
+    """One strategy in the greedy loop (THRESHOLD strategies filter candidates instead).
+
+    `scores` gives every frame its g(x) in (0, 1]; `picked` updates the state after a pick;
+    `stop_reason` is checked before each pick, `reject_reason` on the best candidate.
+    Constant strategies are folded into one product before the loop.
+    """
+
+    constant = False
+
+    def __init__(self, label: str, strength: float):
+        self.label = label
+        self.strength = strength
+
+    def scores(self, alive: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def picked(self, index: int) -> None:
+        return None
+
+    def stop_reason(self) -> str | None:
+        return None
+
+    def reject_reason(self, g_best: float) -> str | None:
+        return None
 
 
-def _validate_balance(i: int, entry: StrategyEntry, names: list[str], rows: np.ndarray, alive: np.ndarray) -> None:
-    strategy = entry.strategy
-    assert isinstance(strategy, BalanceStrategy)
+class ConstantScores(ActiveStrategy):
+    """WEIGHTS, TYPICALITY, SIMILARITY: scores computed once."""
+
+    constant = True
+
+    def __init__(
+        self,
+        label: str,
+        strength: float,
+        g: np.ndarray,
+        raw: np.ndarray | None = None,
+        max_sum: float | None = None,
+        min_typicality: float | None = None,
+    ):
+        super().__init__(label, strength)
+        self.g = g
+        self.raw = raw
+        self.max_sum = max_sum
+        self.min_typicality = min_typicality
+        self.sum = 0.0
+
+    def scores(self, alive: np.ndarray) -> np.ndarray:
+        return self.g
+
+    def picked(self, index: int) -> None:
+        if self.max_sum is not None and self.raw is not None:
+            self.sum += float(self.raw[index])
+
+    def stop_reason(self) -> str | None:
+        if self.max_sum is not None and self.sum >= self.max_sum:
+            return f"{self.label}: stopping_condition_max_sum {self.max_sum} reached ({self.sum:.4f})"
+        return None
+
+    def reject_reason(self, g_best: float) -> str | None:
+        if self.min_typicality is not None and g_best < self.min_typicality:
+            return (
+                f"{self.label}: stopping_condition_minimum_typicality {self.min_typicality} reached "
+                f"(best candidate's typicality {g_best:.4f})"
+            )
+        return None
+
+
+class DiversityScores(ActiveStrategy):
+    """DIVERSITY: distance to the nearest selected (or datapool) frame, updated per pick."""
+
+    def __init__(self, label: str, strength: float, diversity: Diversity, min_distance: float | None):
+        super().__init__(label, strength)
+        self.diversity = diversity
+        self.min_distance = min_distance
+
+    def scores(self, alive: np.ndarray) -> np.ndarray:
+        return self.diversity.scores()
+
+    def picked(self, index: int) -> None:
+        self.diversity.picked(index)
+
+    def stop_reason(self) -> str | None:
+        if self.min_distance is not None:
+            top = self.diversity.max_distance()
+            if top < self.min_distance:
+                return (
+                    f"{self.label}: stopping_condition_minimum_distance {self.min_distance} reached "
+                    f"(largest distance left {top:.4f})"
+                )
+        return None
+
+
+class BalanceScores(ActiveStrategy):
+    """BALANCE: distance of the class shares to the target, updated per pick."""
+
+    def __init__(self, label: str, strength: float, balance: Balance):
+        super().__init__(label, strength)
+        self.balance = balance
+
+    def scores(self, alive: np.ndarray) -> np.ndarray:
+        return self.balance.scores(alive)
+
+    def picked(self, index: int) -> None:
+        self.balance.picked(index)
+
+
+def _validate_balance(i: int, strategy: BalanceStrategy, names: list[str], rows: np.ndarray, alive: np.ndarray) -> None:
     if strategy.effective_distribution == "TARGET" and strategy.target:
         present = {n for n, row in zip(names, rows, strict=True) if row[alive].sum() > 0}
         if not set(strategy.target) & present:
@@ -260,8 +352,8 @@ def _validate_balance(i: int, entry: StrategyEntry, names: list[str], rows: np.n
 
 def build_strategies(
     data: SelectionData, config: SelectionConfig, alive: np.ndarray, datapool: np.ndarray, query: list[str]
-) -> list[_Active]:
-    active: list[_Active] = []
+) -> list[ActiveStrategy]:
+    active: list[ActiveStrategy] = []
     index_of = None
     for i, entry in enumerate(config.strategies):
         s = entry.strategy
@@ -270,35 +362,16 @@ def build_strategies(
             continue
         if isinstance(s, WeightsStrategy):
             raw = numeric_input(data, i, entry)
-            active.append(
-                _Active(
-                    label,
-                    s.strength,
-                    "constant",
-                    weights_scores(raw, alive),
-                    raw=raw,
-                    max_sum=s.stopping_condition_max_sum,
-                )
-            )
+            g = weights_scores(raw, alive)
+            active.append(ConstantScores(label, s.strength, g, raw=raw, max_sum=s.stopping_condition_max_sum))
         elif isinstance(s, DiversityStrategy):
             emb = _embeddings(data, i)
             div = Diversity(emb, ~alive, emb[datapool])
-            active.append(
-                _Active(
-                    label, s.strength, "diversity", diversity=div, min_distance=s.stopping_condition_minimum_distance
-                )
-            )
+            active.append(DiversityScores(label, s.strength, div, s.stopping_condition_minimum_distance))
         elif isinstance(s, TypicalityStrategy):
             typ = typicality(_embeddings(data, i), alive, s.num_nearest_neighbors)
-            active.append(
-                _Active(
-                    label,
-                    s.strength,
-                    "constant",
-                    minmax_unit(typ, alive),
-                    min_typicality=s.stopping_condition_minimum_typicality,
-                )
-            )
+            g = minmax_unit(typ, alive)
+            active.append(ConstantScores(label, s.strength, g, min_typicality=s.stopping_condition_minimum_typicality))
         elif isinstance(s, SimilarityStrategy):
             emb = _embeddings(data, i)
             index_of = index_of or data.index_of()
@@ -307,13 +380,13 @@ def build_strategies(
             rows = [index_of[n] for n in (_frame_of(n) for n in names) if n in index_of]
             if not rows:
                 raise _error(i, "input.query", f"none of the query frames {names[:3]} is in the data")
-            active.append(_Active(label, s.strength, "constant", minmax_unit(similarity(emb, emb[rows]), alive)))
+            active.append(ConstantScores(label, s.strength, minmax_unit(similarity(emb, emb[rows]), alive)))
         elif isinstance(s, BalanceStrategy):
             c, names = class_rows(data, i, entry)
-            _validate_balance(i, entry, names, c, alive)
+            _validate_balance(i, s, names, c, alive)
             class_mass, target, _ = balance_matrix(c, names, s.target, s.effective_distribution, alive)
             start = class_mass[:, datapool].sum(axis=1) if len(datapool) else np.zeros(len(target))
-            active.append(_Active(label, s.strength, "balance", balance=Balance(class_mass, target, start)))
+            active.append(BalanceScores(label, s.strength, Balance(class_mass, target, start)))
     return active
 
 
@@ -342,13 +415,12 @@ def select(
 
     constant = np.ones(len(data), np.float64)
     for a in active:
-        if a.kind == "constant":
-            assert a.constant is not None
-            constant *= _power(a.constant, a.strength)
+        if a.constant:
+            constant *= _power(a.scores(alive), a.strength)
+    changing = [a for a in active if not a.constant]
 
     picks: list[Pick] = []
     stopped = f"n_samples reached ({n_target})"
-    sums = {a.label: 0.0 for a in active if a.max_sum is not None}
     while len(picks) < n_target:
         if not alive.any():
             stopped = (
@@ -356,30 +428,19 @@ def select(
                 f"only {n_candidates} frames are candidates"
             )
             break
-        stop = _stopping(active, sums)
+        stop = next((reason for a in active if (reason := a.stop_reason())), None)
         if stop:
             stopped = stop
             break
         total = constant.copy()
-        per: dict[str, np.ndarray] = {}
-        for a in active:
-            if a.kind == "diversity":
-                assert a.diversity is not None
-                g = a.diversity.scores()
-            elif a.kind == "balance":
-                assert a.balance is not None
-                g = a.balance.scores(alive)
-            else:
-                assert a.constant is not None
-                g = a.constant
-            per[a.label] = g
-            if a.kind != "constant":
-                total *= _power(g, a.strength)
+        per = {a.label: a.scores(alive) for a in active}
+        for a in changing:
+            total *= _power(per[a.label], a.strength)
         total[~alive] = -np.inf
         best = int(np.argmax(total))
-        typ_stop = _typicality_stop(active, per, best)
-        if typ_stop:
-            stopped = typ_stop
+        reject = next((reason for a in active if (reason := a.reject_reason(float(per[a.label][best])))), None)
+        if reject:
+            stopped = reject
             break
         picks.append(
             Pick(
@@ -392,37 +453,8 @@ def select(
         )
         alive[best] = False
         for a in active:
-            if a.diversity is not None:
-                a.diversity.picked(best)
-            if a.balance is not None:
-                a.balance.picked(best)
-            if a.label in sums and a.raw is not None:
-                sums[a.label] += float(a.raw[best])
+            a.picked(best)
     return SelectionResult(tag, picks, stopped, n_candidates, n_target, filtered, len(datapool))
-
-
-def _stopping(active: list[_Active], sums: dict[str, float]) -> str | None:
-    for a in active:
-        if a.diversity is not None and a.min_distance is not None:
-            top = a.diversity.max_distance()
-            if top < a.min_distance:
-                return (
-                    f"{a.label}: stopping_condition_minimum_distance {a.min_distance} reached "
-                    f"(largest distance left {top:.4f})"
-                )
-        if a.max_sum is not None and sums[a.label] >= a.max_sum:
-            return f"{a.label}: stopping_condition_max_sum {a.max_sum} reached ({sums[a.label]:.4f})"
-    return None
-
-
-def _typicality_stop(active: list[_Active], per: dict[str, np.ndarray], best: int) -> str | None:
-    for a in active:
-        if a.min_typicality is not None and per[a.label][best] < a.min_typicality:
-            return (
-                f"{a.label}: stopping_condition_minimum_typicality {a.min_typicality} reached "
-                f"(best candidate's typicality {per[a.label][best]:.4f})"
-            )
-    return None
 
 
 __all__ = ["EPS", "SelectionConfigError", "SelectionResult", "select", "strategy_label"]
