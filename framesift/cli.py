@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_infer.add_argument("--imgsz", type=int, default=640)
     bench_infer.add_argument("--batch", type=int, default=16)
     bench_infer.add_argument("--max-frames", type=int, default=None, help="cut each video to this many frames")
+    bench_infer.add_argument(
+        "--conf", type=float, default=0.1, help="confidence for the object-embedding cost (boxes are what it pools)"
+    )
     bench_infer.add_argument("--out", default=None, help="append a markdown row to this file")
     bench_select = bench_sub.add_parser("select", help="builtin selection engine at scale, and its naive reference")
     bench_select.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])

@@ -120,6 +120,7 @@ def run_export(ctx: RunContext, stage_seconds: dict[str, float] | None = None) -
                 ctx.output.url(key),
                 boxes[pick["video"]].get(pick["frameIndex"], []),
                 pick["scores"],
+                [obj for objects in pick.get("novelObjects", {}).values() for obj in objects],
             )
         )
 

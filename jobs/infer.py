@@ -136,10 +136,13 @@ class ResultSink:
         self._detections: list[tuple[int, FrameDetections]] = []
         self.inferred = 0
         self.dim = 0
+        self.object_dim = 0
 
     def add(self, item: _Item, embedding: np.ndarray, detections: FrameDetections) -> None:
         self._frames.append((item, embedding))
         self.dim = embedding.shape[0]
+        if detections.embeddings is not None:
+            self.object_dim = detections.embeddings.shape[1]
         if len(detections.scores):
             self._detections.append((item.frame.index, detections))
         self.inferred += 1
@@ -172,6 +175,8 @@ class ResultSink:
             np.concatenate([d.boxes_xywh for _, d in dets]) if dets else np.zeros((0, 4), np.float32),
             np.concatenate([d.scores for _, d in dets]) if dets else np.zeros(0, np.float32),
             probs,
+            np.concatenate([_object_embeddings(d) for _, d in dets]) if dets else np.zeros((0, 0), np.float32),
+            self.object_dim,
         )
         self._dets_writer = self._dets_writer or pq.ParquetWriter(
             self.detections_path, table.schema, compression="zstd"
@@ -183,6 +188,12 @@ class ResultSink:
         for writer in (self._frames_writer, self._dets_writer):
             if writer is not None:
                 writer.close()
+
+
+def _object_embeddings(detections: FrameDetections) -> np.ndarray:
+    if detections.embeddings is None:
+        return np.zeros((len(detections.scores), 0), np.float32)
+    return detections.embeddings
 
 
 def _run_model(path: Path, holder: ModelHolder, stride: int, sink: ResultSink, dlog: DecodeLog, progress: Any) -> None:

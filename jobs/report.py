@@ -150,6 +150,9 @@ def fig_nn(stats: dict[str, dict[str, float]]) -> Figure:
     return fig
 
 
+NOVEL_COLOR = "#e64980"
+
+
 def fig_grid(picks: list[FrameRecord], images: dict[str, np.ndarray], categories: dict[int, str]) -> Figure:
     shown = picks[:GRID_LIMIT]
     cols = 4
@@ -172,10 +175,20 @@ def fig_grid(picks: list[FrameRecord], images: dict[str, np.ndarray], categories
                 color="black",
                 backgroundcolor="#ffd43b",
             )
+        for obj in rec.novel_objects:  # what made the frame new to object-level diversity
+            bbox = obj.get("bbox")
+            if isinstance(bbox, list) and len(bbox) == 4:
+                x, y, w, h = (float(v) for v in bbox)
+                ax.add_patch(matplotlib.patches.Rectangle((x, y), w, h, fill=False, color=NOVEL_COLOR, linewidth=2.0))
         caption = "\n".join(f"{k.split(':', 1)[1]}: {v:.3f}" for k, v in rec.scores.items())
         ax.set_title(f"{rec.file_name}\n{caption}", fontsize=6)
+    novel = (
+        " Thick magenta outlines: the objects that made a frame new (object-level diversity)."
+        if any(r.novel_objects for r in shown)
+        else ""
+    )
     fig.suptitle(
-        f"Selected frames in pick order (first {len(shown)} of {len(picks)}), with the scores that picked them",
+        f"Selected frames in pick order (first {len(shown)} of {len(picks)}), with the scores that picked them.{novel}",
         fontsize=10,
     )
     return fig

@@ -2,7 +2,8 @@
 
     .framesift/videos/<cache key>/frames.parquet      one row per inferred frame: index, time,
                                                       quality, pixel hash, embedding (float32)
-    .framesift/videos/<cache key>/detections.parquet  one row per kept box
+    .framesift/videos/<cache key>/detections.parquet  one row per kept box, with its object
+                                                      embedding (float32)
     .framesift/videos/<cache key>/video.json          the completion marker, written last
     .framesift/runs/<run>/videos/<video id>.json      which cache entry (or failure) this run used
 
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 from framesift.api.models import ModelSpec
 from framesift.jobs.storage import ObjectInfo, Storage, join_key
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: object embeddings in detections.parquet
 ROOT = ".framesift"
 
 
@@ -75,6 +76,7 @@ class VideoResults:
     det_xywh: np.ndarray  # (B, 4) float32
     det_score: np.ndarray  # (B,) float32
     det_probs: list[np.ndarray | None]  # per box, over the kept categories
+    det_embeddings: np.ndarray | None = None  # (B, D) float32 object embeddings; None when not read
 
     @property
     def video(self) -> str:
@@ -86,6 +88,23 @@ class VideoResults:
         return int(self.manifest["frames"])
 
 
+def _matrix_column(matrix: np.ndarray, rows: int, dim: int) -> pa.Array:
+    """A (rows, dim) float32 matrix as one fixed-size-list column (nulls when dim is 0). The dim
+    is passed, not read from the matrix, so a row group with no rows keeps the file's schema."""
+    if not dim:
+        return pa.nulls(rows)
+    flat = pa.array(np.asarray(matrix, np.float32).reshape(-1), type=pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, dim)
+
+
+def _read_matrix(column: pa.ChunkedArray, rows: int) -> np.ndarray:
+    if pa.types.is_fixed_size_list(column.type):
+        flat = column.combine_chunks()
+        matrix = flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), flat.type.list_size)
+        return matrix.astype(np.float32, copy=False)
+    return np.zeros((rows, 0), np.float32)
+
+
 def frames_table(
     frame_index: np.ndarray,
     pts: np.ndarray,
@@ -94,8 +113,6 @@ def frames_table(
     pixel_hash: list[str],
     embeddings: np.ndarray,
 ) -> pa.Table:
-    dim = embeddings.shape[1] if embeddings.ndim == 2 else 0
-    flat = pa.array(embeddings.astype(np.float32).reshape(-1), type=pa.float32())
     return pa.table(
         {
             "frame_index": pa.array(frame_index, pa.int32()),
@@ -105,13 +122,21 @@ def frames_table(
             "sharpness": pa.array(quality[:, 1], pa.float32()),
             "brightness": pa.array(quality[:, 2], pa.float32()),
             "pixel_hash": pa.array(pixel_hash, pa.string()),
-            "embedding": pa.FixedSizeListArray.from_arrays(flat, max(dim, 1)) if dim else pa.nulls(len(frame_index)),
+            "embedding": _matrix_column(
+                embeddings, len(frame_index), embeddings.shape[1] if embeddings.ndim == 2 else 0
+            ),
         }
     )
 
 
 def detections_table(
-    frame: np.ndarray, category: np.ndarray, xywh: np.ndarray, score: np.ndarray, probs: list[np.ndarray | None]
+    frame: np.ndarray,
+    category: np.ndarray,
+    xywh: np.ndarray,
+    score: np.ndarray,
+    probs: list[np.ndarray | None],
+    embeddings: np.ndarray,
+    embedding_dim: int,
 ) -> pa.Table:
     return pa.table(
         {
@@ -125,6 +150,7 @@ def detections_table(
             "probabilities": pa.array(
                 [None if p is None else p.astype(np.float32).tolist() for p in probs], pa.list_(pa.float32())
             ),
+            "embedding": _matrix_column(embeddings, len(frame), embedding_dim),
         }
     )
 
@@ -152,20 +178,18 @@ def read_frame_column(storage: Storage, key: str, column: str) -> np.ndarray:
 
 
 def read_results(storage: Storage, key: str, embeddings: bool = True) -> VideoResults:
-    """A video's results; `embeddings=False` skips decoding them (conversion needs none)."""
+    """A video's results; `embeddings=False` skips decoding frame and object embeddings
+    (conversion needs none)."""
     manifest = read_manifest(storage, key)
     if manifest is None:
         raise FileNotFoundError(f"no finished results for cache key {key} in {storage.uri}")
     prefix = result_prefix(key)
     columns = list(FRAME_COLUMNS) + (["embedding"] if embeddings else [])
     frames = pq.read_table(io.BytesIO(storage.read_bytes(join_key(prefix, "frames.parquet"))), columns=columns)
-    dets = pq.read_table(io.BytesIO(storage.read_bytes(join_key(prefix, "detections.parquet"))))
-    emb_col = frames.column("embedding") if embeddings else pa.nulls(frames.num_rows)
-    if pa.types.is_fixed_size_list(emb_col.type):
-        emb = emb_col.combine_chunks()
-        matrix = emb.values.to_numpy(zero_copy_only=False).reshape(len(emb), emb.type.list_size)
-    else:
-        matrix = np.zeros((frames.num_rows, 0), np.float32)
+    det_file = pq.ParquetFile(io.BytesIO(storage.read_bytes(join_key(prefix, "detections.parquet"))))
+    det_columns = [c for c in det_file.schema_arrow.names if embeddings or c != "embedding"]
+    dets = det_file.read(columns=det_columns)
+    object_embeddings = _read_matrix(dets.column("embedding"), dets.num_rows) if "embedding" in det_columns else None
     probs_col = dets.column("probabilities").to_pylist()
     return VideoResults(
         manifest=manifest,
@@ -175,7 +199,9 @@ def read_results(storage: Storage, key: str, embeddings: bool = True) -> VideoRe
         sharpness=frames.column("sharpness").to_numpy(),
         brightness=frames.column("brightness").to_numpy(),
         pixel_hash=np.asarray(frames.column("pixel_hash").to_pylist(), dtype=object),
-        embeddings=matrix.astype(np.float32, copy=False),
+        embeddings=_read_matrix(frames.column("embedding"), frames.num_rows)
+        if embeddings
+        else np.zeros((frames.num_rows, 0), np.float32),
         det_frame=dets.column("frame_index").to_numpy(),
         det_class=dets.column("category_id").to_numpy(),
         det_xywh=np.stack([dets.column(c).to_numpy() for c in "xywh"], axis=1)
@@ -183,6 +209,7 @@ def read_results(storage: Storage, key: str, embeddings: bool = True) -> VideoRe
         else np.zeros((0, 4), np.float32),
         det_score=dets.column("score").to_numpy(),
         det_probs=[None if p is None else np.asarray(p, np.float32) for p in probs_col],
+        det_embeddings=object_embeddings,
     )
 
 

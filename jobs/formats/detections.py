@@ -23,3 +23,5 @@ class FrameRecord:
     datasource_url: str
     boxes: list[Box] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)  # per strategy, at the pick
+    # object-level diversity: the boxes whose objects made the frame new ({category, distance, bbox})
+    novel_objects: list[dict[str, object]] = field(default_factory=list)

@@ -35,6 +35,8 @@ class TaskPredictions:
     box_class: np.ndarray  # (B,) int64, category id
     box_score: np.ndarray  # (B,) float64
     box_probs: np.ndarray | None  # (B, K) float64 over categories in id order; NaN rows: none given
+    box_embeddings: np.ndarray | None = None  # (B, D) float32, unit length: object embeddings
+    box_xywh: np.ndarray | None = None  # (B, 4) pixels, when known (the report outlines novel objects)
 
     @property
     def category_ids(self) -> list[int]:

@@ -39,6 +39,7 @@ from framesift.jobs.selection.strategies import (
     EPS,
     Balance,
     Diversity,
+    ObjectDiversity,
     balance_matrix,
     minmax_unit,
     similarity,
@@ -65,6 +66,8 @@ class Pick:
     video: str
     frame_index: int
     scores: dict[str, float]
+    # object-level strategies: the boxes whose objects made the frame new, by strategy label
+    novel_objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +89,7 @@ class SelectionResult:
                     "video": p.video,
                     "frameIndex": p.frame_index,
                     "scores": {k: round(v, 6) for k, v in p.scores.items()},
+                    **({"novelObjects": p.novel_objects} if p.novel_objects else {}),
                 }
                 for p in self.picks
             ],
@@ -101,7 +105,7 @@ def strategy_label(i: int, entry: StrategyEntry) -> str:
     """The key of a strategy's score in the output: `<index>:<strategy>:<what it reads>`."""
     inp = entry.input
     what = {
-        EmbeddingsInput: lambda: "embeddings",
+        EmbeddingsInput: lambda: f"{inp.task}/objects" if inp.task else "embeddings",  # type: ignore[union-attr]
         ScoresInput: lambda: f"{inp.task}/{inp.score}",  # type: ignore[union-attr]
         PredictionsInput: lambda: f"{inp.task}/{inp.name}",  # type: ignore[union-attr]
         MetadataInput: lambda: f"metadata/{inp.key}",  # type: ignore[union-attr]
@@ -183,6 +187,19 @@ def class_rows(data: SelectionData, i: int, entry: StrategyEntry) -> tuple[np.nd
     raise _error(i, "input.type", "BALANCE reads PREDICTIONS/CLASS_DISTRIBUTION or categorical METADATA")
 
 
+def _object_embeddings(data: SelectionData, i: int, task: str) -> tuple[Any, np.ndarray]:
+    preds = _task(data, i, task)
+    if preds.box_embeddings is None:
+        raise _error(
+            i,
+            "input.task",
+            f"EMBEDDINGS with task {task!r} needs object embeddings, and these predictions have none "
+            "(results inferred before framesift stored them, or a LightlyOne layout with an embeddings CSV): "
+            "rerun inference, or drop `task` for frame embeddings",
+        )
+    return preds, preds.box_embeddings
+
+
 def _embeddings(data: SelectionData, i: int) -> np.ndarray:
     if data.embeddings is None:
         raise _error(i, "input.type", "EMBEDDINGS: the data has no embeddings")
@@ -256,6 +273,10 @@ class ActiveStrategy:
     def reject_reason(self, g_best: float) -> str | None:
         return None
 
+    def explain(self, index: int) -> list[dict[str, Any]]:
+        """What, beyond its score, made this strategy favour the frame (the report shows it)."""
+        return []
+
 
 class ConstantScores(ActiveStrategy):
     """WEIGHTS, TYPICALITY, SIMILARITY: scores computed once."""
@@ -324,6 +345,51 @@ class DiversityScores(ActiveStrategy):
         return None
 
 
+class ObjectDiversityScores(ActiveStrategy):
+    """DIVERSITY over object embeddings (EMBEDDINGS with a task): how new a frame's objects are."""
+
+    def __init__(
+        self,
+        label: str,
+        strength: float,
+        diversity: ObjectDiversity,
+        min_distance: float | None,
+        boxes: np.ndarray,
+        classes: list[str],
+    ):
+        super().__init__(label, strength)
+        self.diversity = diversity
+        self.min_distance = min_distance
+        self.boxes = boxes  # (B, 4) xywh of the task's boxes, for the report
+        self.classes = classes  # class name per box
+
+    def scores(self, alive: np.ndarray) -> np.ndarray:
+        return self.diversity.scores()
+
+    def picked(self, index: int) -> None:
+        self.diversity.picked(index)
+
+    def stop_reason(self) -> str | None:
+        if self.min_distance is not None:
+            top = self.diversity.max_distance()
+            if top < self.min_distance:
+                return (
+                    f"{self.label}: stopping_condition_minimum_distance {self.min_distance} reached "
+                    f"(largest distance left {top:.4f})"
+                )
+        return None
+
+    def explain(self, index: int) -> list[dict[str, Any]]:
+        """The objects that made the frame new (before it is marked picked)."""
+        out = []
+        for b in self.diversity.novel_objects(index):
+            obj: dict[str, Any] = {"category": self.classes[b], "distance": round(float(self.diversity.d_obj_of(b)), 6)}
+            if len(self.boxes):
+                obj["bbox"] = [round(float(v), 2) for v in self.boxes[b]]
+            out.append(obj)
+        return out
+
+
 class BalanceScores(ActiveStrategy):
     """BALANCE: distance of the class shares to the target, updated per pick."""
 
@@ -364,6 +430,23 @@ def build_strategies(
             raw = numeric_input(data, i, entry)
             g = weights_scores(raw, alive)
             active.append(ConstantScores(label, s.strength, g, raw=raw, max_sum=s.stopping_condition_max_sum))
+        elif isinstance(s, DiversityStrategy) and isinstance(entry.input, EmbeddingsInput) and entry.input.task:
+            preds, objects = _object_embeddings(data, i, entry.input.task)
+            div_objects = ObjectDiversity(preds.box_frame, objects, len(data), ~alive, datapool)
+            classes = [preds.categories.get(int(c), str(c)) for c in preds.box_class]
+            boxes = preds.box_xywh if preds.box_xywh is not None else np.zeros((0, 4))
+            active.append(
+                ObjectDiversityScores(
+                    label, s.strength, div_objects, s.stopping_condition_minimum_distance, boxes, classes
+                )
+            )
+        elif isinstance(entry.input, EmbeddingsInput) and entry.input.task:
+            raise _error(
+                i,
+                "input.task",
+                f"object embeddings (EMBEDDINGS with a task) work with DIVERSITY only; {s.type} over objects has "
+                "no frame-level meaning in framesift: drop `task` to use frame embeddings",
+            )
         elif isinstance(s, DiversityStrategy):
             emb = _embeddings(data, i)
             div = Diversity(emb, ~alive, emb[datapool])
@@ -442,6 +525,7 @@ def select(
         if reject:
             stopped = reject
             break
+        novel = {a.label: objects for a in active if (objects := a.explain(best))}
         picks.append(
             Pick(
                 best,
@@ -449,6 +533,7 @@ def select(
                 str(data.videos[best]),
                 int(data.frame_index[best]),
                 {label: float(g[best]) for label, g in per.items()},
+                novel,
             )
         )
         alive[best] = False

@@ -12,17 +12,27 @@ import numpy as np
 from framesift.api.selection_config import (
     BalanceStrategy,
     DiversityStrategy,
+    EmbeddingsInput,
     SelectionConfig,
     ThresholdStrategy,
     WeightsStrategy,
 )
 from framesift.jobs.selection.data import SelectionData
 from framesift.jobs.selection.engine import candidate_mask, class_rows, numeric_input
-from framesift.jobs.selection.strategies import EPS, Balance, Diversity, balance_matrix, minmax_unit, weights_scores
+from framesift.jobs.selection.strategies import (
+    EPS,
+    Balance,
+    Diversity,
+    ObjectDiversity,
+    balance_matrix,
+    minmax_unit,
+    weights_scores,
+)
 
 
 def naive_select(data: SelectionData, config: SelectionConfig) -> list[int]:
-    """Picks (row indices) for DIVERSITY, BALANCE, WEIGHTS and THRESHOLD configs."""
+    """Picks (row indices) for DIVERSITY (frame or object embeddings), BALANCE, WEIGHTS and
+    THRESHOLD configs."""
     empty = np.zeros(0, np.int64)
     alive, _, passing = candidate_mask(data, config, empty)
     n_target = config.target_count(passing)
@@ -36,6 +46,18 @@ def naive_select(data: SelectionData, config: SelectionConfig) -> list[int]:
                 continue
             if isinstance(s, WeightsStrategy):
                 g = weights_scores(numeric_input(data, i, entry), candidates)
+            elif isinstance(s, DiversityStrategy) and isinstance(entry.input, EmbeddingsInput) and entry.input.task:
+                preds = data.predictions[entry.input.task]
+                assert preds.box_embeddings is not None
+                # every object's distance recomputed from the objects of all picks so far
+                objects = ObjectDiversity(
+                    preds.box_frame, preds.box_embeddings, len(data), ~candidates, np.array(picks)
+                )
+                objects.dead[picks] = True
+                objects.refresh()
+                d = objects.d
+                top = float(d.max())
+                g = np.full(len(d), EPS) if top <= 0 else np.maximum(d / top, EPS)
             elif isinstance(s, DiversityStrategy):
                 assert data.embeddings is not None
                 fresh = Diversity(data.embeddings, ~candidates, data.embeddings[picks])

@@ -104,6 +104,17 @@ def _probs_matrix(probs: list[np.ndarray | None], k: int) -> np.ndarray | None:
     return out
 
 
+def _object_matrix(per_video: list[np.ndarray | None]) -> np.ndarray | None:
+    """All videos' object embeddings as one unit-length matrix; None when any video's results
+    have none (inferred before framesift stored them)."""
+    if any(m is None for m in per_video):
+        return None
+    present = [m for m in per_video if m is not None and m.shape[0]]
+    if not present:
+        return np.zeros((0, 0), np.float32)
+    return normalize_rows(np.concatenate(present))
+
+
 def from_results(
     all_results: list[VideoResults],
     task: str,
@@ -117,6 +128,8 @@ def from_results(
     names: list[str] = []
     videos, frames, embs, ratios, sharp, bright, hashes = [], [], [], [], [], [], []
     box_frame, box_class, box_score, box_probs = [], [], [], []
+    box_embs: list[np.ndarray | None] = []
+    box_xywh: list[np.ndarray] = []
     categories: dict[int, str] = {}
     offset = 0
     for res in ordered:
@@ -135,6 +148,9 @@ def from_results(
         box_class.append(res.det_class.astype(np.int64))
         box_score.append(res.det_score.astype(np.float64))
         box_probs.extend(res.det_probs)
+        box_xywh.append(res.det_xywh.astype(np.float32).reshape(-1, 4))
+        has_objects = res.det_embeddings is not None and res.det_embeddings.shape[1] > 0
+        box_embs.append(res.det_embeddings if has_objects or not len(res.det_frame) else None)
         offset += count
     if not names:
         raise SourceError("no inferred frames to select from (every video failed?)")
@@ -147,6 +163,8 @@ def from_results(
         np.concatenate(box_class),
         np.concatenate(box_score),
         _probs_matrix(box_probs, len(categories)),
+        _object_matrix(box_embs),
+        np.concatenate(box_xywh) if box_xywh else np.zeros((0, 4), np.float32),
     )
     metadata = metadata_columns(video_col, metadata_schema or [], metadata_by_video or {})
     metadata["lightly.uniformRowRatio"] = MetadataColumn(ratio, True)

@@ -71,6 +71,84 @@ class Diversity:
         self.d[index] = -1.0
 
 
+class ObjectDiversity:
+    """Object-level DIVERSITY (EMBEDDINGS with a task): how new a frame's objects are.
+
+    d_o: distance from object o to the nearest object of the selected frames ∪ datapool (2 when
+    there is none), on unit-length object embeddings. A frame's d(x) = max over its objects of
+    d_o; a frame without objects of the task has d(x) = 0, so g = ε. g = max(d / max d, ε) over
+    the candidates. After a pick every object of the picked frame joins the set.
+    """
+
+    def __init__(
+        self, box_frame: np.ndarray, embeddings: np.ndarray, n_frames: int, dead: np.ndarray, datapool: np.ndarray
+    ):
+        order = np.argsort(box_frame, kind="stable")
+        self.box_index = order  # sorted position → the task's box index (for the report)
+        self.position = np.empty_like(order)
+        self.position[order] = np.arange(len(order))  # the task's box index → sorted position
+        self.box_frame = box_frame[order]
+        self.x = embeddings[order]
+        self.start = np.searchsorted(self.box_frame, np.arange(n_frames), side="left")
+        self.end = np.searchsorted(self.box_frame, np.arange(n_frames), side="right")
+        self.d_obj = np.full(len(self.x), 2.0, np.float32)
+        self.dead = dead.copy()
+        for row in datapool:
+            self._add_frame(int(row))
+        self.d = np.zeros(n_frames, np.float32)
+        self.refresh()
+
+    def distances_to(self, rows: np.ndarray) -> np.ndarray:
+        """(M,) distance from every object to the nearest of `rows` (k, D): one (M, k) product."""
+        sim = self.x @ rows.T
+        nearest = sim.max(axis=1)  # the nearest of the k has the largest dot product
+        np.subtract(1.0, nearest, out=nearest)
+        np.maximum(nearest, 0.0, out=nearest)
+        nearest *= 2.0
+        return np.sqrt(nearest, out=nearest)
+
+    def _add_frame(self, frame: int) -> None:
+        rows = self.x[self.start[frame] : self.end[frame]]
+        if len(rows):
+            np.minimum(self.d_obj, self.distances_to(rows), out=self.d_obj)
+
+    def refresh(self) -> None:
+        self.d.fill(0.0)
+        has = self.end > self.start
+        if has.any():
+            self.d[has] = np.maximum.reduceat(self.d_obj, self.start[has])
+        self.d[self.dead] = -1.0  # never the max
+
+    def max_distance(self) -> float:
+        return float(self.d.max())
+
+    def scores(self) -> np.ndarray:
+        top = self.max_distance()
+        if top <= 0:
+            return np.full(len(self.d), EPS)
+        return np.maximum(self.d / top, EPS)
+
+    def novel_objects(self, frame: int, share: float = 0.9) -> list[int]:
+        """The frame's objects that made it new: the farthest one and any other at least `share`
+        as far (box indices of the task, farthest first)."""
+        lo, hi = int(self.start[frame]), int(self.end[frame])
+        if hi == lo:
+            return []
+        dist = self.d_obj[lo:hi]
+        top = float(dist.max())
+        chosen = sorted((j for j in range(hi - lo) if dist[j] >= share * top), key=lambda j: -dist[j])
+        return [int(self.box_index[lo + j]) for j in chosen]
+
+    def d_obj_of(self, box: int) -> float:
+        """d_o of the task's box index `box`."""
+        return float(self.d_obj[self.position[box]])
+
+    def picked(self, index: int) -> None:
+        self._add_frame(index)
+        self.dead[index] = True
+        self.refresh()
+
+
 class Balance:
     """L(x): L1 distance between the target and the class shares of selected ∪ {x}; g is the
     min–max of −L over the candidates. `c` holds one row per class (K, n)."""

@@ -112,3 +112,31 @@ def test_relative_weights_resolve_next_to_the_manifest(tmp_path: Path, monkeypat
     assert resolve_weights("models/det.pt", tmp_path / "run") == tmp_path / "run" / "models" / "det.pt"
     with pytest.raises(ModelError, match="no such file"):
         resolve_weights("models/det.pt")  # not under the working folder
+
+
+def test_object_embeddings_pool_the_same_features_inside_each_box(weights: Path, real_videos: Path) -> None:
+    """A box over the whole input averages every cell: its object embedding IS the frame
+    embedding (global average). Smaller boxes differ from it and from each other."""
+    frames = [f.image for f in decode(real_videos / "bikes.mp4", stride=100)][:2]
+    spec = ModelSpec(weights=str(weights), conf=0.3, iou=0.7, imgsz=320, batch=2)
+    detector = OnePassDetector(load_model(spec), spec)
+    tensor = detector.preprocess(frames)
+    _, frame_embeddings = detector.forward(tensor)
+    h, w = tensor.shape[2:]
+    whole = torch.tensor([[0.0, 0.0, float(w), float(h)]])
+    left, right = torch.tensor([[0.0, 0.0, w / 2, float(h)]]), torch.tensor([[w / 2, 0.0, float(w), float(h)]])
+    objects = detector.box_embeddings([whole, torch.cat([left, right])], (h, w))
+    assert objects.shape == (3, 448)
+    np.testing.assert_allclose(objects[0], frame_embeddings[0], rtol=1e-4, atol=1e-5)
+
+    def apart(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+    assert apart(objects[1], objects[2]) > 0.05 and apart(objects[1], frame_embeddings[1]) > 0.05
+    # the two halves average to the whole frame (equal areas on a grid of even width)
+    np.testing.assert_allclose((objects[1] + objects[2]) / 2, frame_embeddings[1], rtol=1e-3, atol=1e-6)
+    # and the detector hands every kept box its own embedding
+    dets, _ = detector(frames)
+    for det in dets:
+        assert det.embeddings is not None and det.embeddings.shape == (len(det.scores), 448)
+        assert np.isfinite(det.embeddings).all()

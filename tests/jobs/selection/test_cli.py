@@ -202,6 +202,7 @@ def test_seed_config_on_real_predictions_respects_video_balance(real_videos: Pat
     videos = [s["video"] for s in selected["selected"]]
     assert len(videos) == 40 and abs(videos.count("vtest.avi") - videos.count("bikes.mp4")) <= 1
     assert all(len(s["scores"]) == 5 for s in selected["selected"])
+    assert any(s.get("novelObjects") for s in selected["selected"])  # object-level diversity ran
     again = framesift("run", str(run_file), "--no-progress")
     assert "unchanged, skipped" in again.stdout
 
