@@ -221,7 +221,7 @@ class OnePassDetector:
         for name, cid in (spec.classes or {}).items():
             known = model.names.get(cid, "")
             generic = known.isdigit() or known.startswith("class")  # config-built models name nothing
-            if known and not generic and known != name:
+            if known and not generic and known.casefold() != name.casefold():
                 log.warning(
                     "model.classes maps %r to id %d, which this model calls %r: the category will be written as %r",
                     name,

