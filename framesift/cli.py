@@ -108,17 +108,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from framesift.api.defaults import apply_defaults, load_defaults
     from framesift.api.manifest import load_run, parse_run, run_to_document
+    from framesift.jobs.context import InputError
     from framesift.jobs.storage import open_storage
+    from framesift.jobs.video import list_videos
     from framesift.operator.manifests import plan_objects
-    from framesift.operator.runner import resolve_videos
 
     run = load_run(args.run)
     defaults = load_defaults(args.defaults)
     if defaults:
         run = parse_run(apply_defaults(run_to_document(run), defaults), args.run)
     namespace = args.namespace or run.metadata.namespace or "default"
-    videos = resolve_videos(run, open_storage(run.spec.input, Path(args.run).resolve().parent))
-    objects = plan_objects(run, "<uid of the ActiveLearningRun>", namespace, args.image, videos)
+    input_storage = open_storage(run.spec.input, Path(args.run).resolve().parent)
+    videos = list_videos(input_storage, run.spec.input)
+    if not videos:
+        raise InputError(f"spec.input: no videos under {input_storage.uri} match include={run.spec.input.include}")
+    objects = plan_objects(run, "<uid of the ActiveLearningRun>", namespace, args.image, len(videos))
     sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
     return ExitCode.OK
 
@@ -239,18 +243,19 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
     from framesift.jobs.select import SelectorUnavailable
     from framesift.jobs.selection.sources import SourceError
     from framesift.jobs.storage import StorageError
+    from framesift.jobs.summary import write_summary
+
+    def failed(err: Exception, code: ExitCode) -> int:
+        print(f"error: {err}", file=sys.stderr)
+        write_summary({"error": str(err)})  # in a pod: the operator shows it in the run's status
+        return code
 
     try:
         return func(args)
-    except ManifestError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return ExitCode.USAGE
-    except (InputError, ModelError, SourceError, FormatError, SelectorUnavailable) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return ExitCode.USAGE
+    except (ManifestError, InputError, ModelError, SourceError, FormatError, SelectorUnavailable) as err:
+        return failed(err, ExitCode.USAGE)
     except (StorageError, StageOrderError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return ExitCode.FAILURE
+        return failed(err, ExitCode.FAILURE)
     except KeyboardInterrupt:
         print("interrupted: finished videos are kept; run again to continue", file=sys.stderr)
         return ExitCode.INTERRUPTED

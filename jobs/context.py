@@ -15,8 +15,11 @@ from framesift.jobs.video import list_videos
 
 log = logging.getLogger(__name__)
 
-# The operator passes the resolved video list (a ConfigMap, `--video-list`) so every pod of the
-# inference Job agrees on what index N means even if the bucket changes meanwhile.
+# The list stage freezes the run's video list in the output store (VIDEO_LIST under the run's
+# folder); every later stage of a cluster run reads it there, so every pod of the inference Job
+# agrees on what index N means even if the bucket changes meanwhile. (`--video-list FILE` still
+# names a list file explicitly.)
+VIDEO_LIST = "videos.json"
 
 
 class InputError(RuntimeError):
@@ -28,6 +31,7 @@ class RunContext:
     run: ActiveLearningRun
     base_dir: Path
     video_list_file: Path | None = None
+    stored_list: bool = False  # read the list the list stage froze in the output (cluster Jobs)
 
     @property
     def name(self) -> str:
@@ -44,8 +48,12 @@ class RunContext:
     @functools.cached_property
     def videos(self) -> list[ObjectInfo]:
         if self.video_list_file is not None:
-            entries = json.loads(self.video_list_file.read_text())
-            return [ObjectInfo(e["key"], e["size"], e.get("etag"), e.get("mtime")) for e in entries]
+            return parse_video_list(self.video_list_file.read_text())
+        if self.stored_list:
+            key = self.run_key(VIDEO_LIST)
+            if not self.output.exists(key):
+                raise InputError(f"the run's video list {self.output.url(key)} is missing: its list stage has not run")
+            return parse_video_list(self.output.read_text(key))
         videos = list_videos(self.input, self.run.spec.input)
         if not videos:
             spec = self.run.spec.input
@@ -68,6 +76,17 @@ def video_list_document(videos: list[ObjectInfo]) -> list[dict[str, object]]:
     return [{"key": v.key, "size": v.size, "etag": v.etag, "mtime": v.mtime} for v in videos]
 
 
+def parse_video_list(text: str) -> list[ObjectInfo]:
+    return [ObjectInfo(e["key"], e["size"], e.get("etag"), e.get("mtime")) for e in json.loads(text)]
+
+
+def freeze_video_list(ctx: RunContext) -> str:
+    """List the input and store the sorted list under the run's folder; returns its key."""
+    key = ctx.run_key(VIDEO_LIST)
+    ctx.output.write_text(key, json.dumps(video_list_document(ctx.videos), indent=1))
+    return key
+
+
 def base_dir_for(run: ActiveLearningRun, run_file: Path, cwd: Path) -> Path:
     """Where relative local paths resolve: the manifest's folder (so a manifest and its videos
     travel together) — unless the input is not there but is relative to the working folder,
@@ -82,7 +101,10 @@ def base_dir_for(run: ActiveLearningRun, run_file: Path, cwd: Path) -> Path:
     return manifest_dir
 
 
-def load_context(run_file: str | Path, video_list_file: str | Path | None = None) -> RunContext:
+def load_context(
+    run_file: str | Path, video_list_file: str | Path | None = None, stored_list: bool = False
+) -> RunContext:
     path = Path(run_file)
     run = load_run(path)
-    return RunContext(run, base_dir_for(run, path, Path.cwd()), Path(video_list_file) if video_list_file else None)
+    video_list = Path(video_list_file) if video_list_file else None
+    return RunContext(run, base_dir_for(run, path, Path.cwd()), video_list, stored_list)

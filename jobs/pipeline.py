@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from framesift.api.vocabulary import STAGE_NAMES, stages_for
-from framesift.jobs.context import RunContext
+from framesift.jobs.context import RunContext, freeze_video_list
 from framesift.jobs.convert import ConvertOutcome, convert
 from framesift.jobs.export import run_export
 from framesift.jobs.infer import ModelHolder, VideoOutcome, infer_video
@@ -77,6 +77,11 @@ def infer_all(ctx: RunContext, summary: RunSummary, show_progress: bool) -> None
         summary.corrupt_frames[video.key] = count_corrupt(ctx, outcome)
 
 
+def list_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> None:
+    key = freeze_video_list(ctx)
+    summary.extra["videos"] = f"{len(ctx.videos)} listed under {ctx.input.uri} ({ctx.output.url(key)})"
+
+
 def convert_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> None:
     summary.convert = convert(ctx)
 
@@ -100,6 +105,7 @@ def export_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> 
 
 StageRunner = Callable[[RunContext, RunSummary, bool], None]
 STAGE_RUNNERS: dict[str, StageRunner] = {
+    "list": list_stage,
     "infer": infer_all,
     "convert": convert_stage,
     "select": select_stage,

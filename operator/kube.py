@@ -7,7 +7,6 @@ stale Job of an earlier run with the same name is never mistaken for this run's.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from typing import Any, cast  # the client takes plain dicts where its hints name models
@@ -18,6 +17,8 @@ from kubernetes.client.rest import ApiException
 from framesift.api.models import GROUP, PLURAL, VERSION
 from framesift.operator.manifests import LABEL_RUN, LABEL_STAGE
 from framesift.operator.reconcile import now
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on every pod (1.27+)
 
 
 class Cluster:
@@ -88,12 +89,19 @@ class Cluster:
             raise
         return True
 
-    def read_secret(self, namespace: str, name: str) -> dict[str, str]:
-        """A referenced Secret's keys, decoded, for this process's memory only."""
-        secret = self._get(self.core.read_namespaced_secret, name, namespace)
-        if secret is None:
-            raise LookupError(f"Secret {namespace}/{name} does not exist")
-        return {k: base64.b64decode(v).decode("utf-8") for k, v in (secret.get("data") or {}).items()}
+    def pods_of_job(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        """The pods the Job controller made for a Job (their termination messages are the
+        stages' summaries). The label is checked here too, as for Jobs."""
+        data = self._json(
+            self.core.list_namespaced_pod(
+                namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}", _preload_content=False
+            )
+        )
+        return [
+            pod
+            for pod in data.get("items", [])
+            if (pod.get("metadata", {}).get("labels") or {}).get(JOB_NAME_LABEL) == job_name
+        ]
 
     # ----- events -----
 

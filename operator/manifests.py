@@ -8,23 +8,30 @@ Names are deterministic (`<run>-<stage>`), every child carries an ownerReference
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import yaml
 
 from framesift.api.manifest import run_to_document
 from framesift.api.models import API_VERSION, KIND, ActiveLearningRun, StageResources
-from framesift.api.vocabulary import ANNOTATION_SPEC_GENERATION, ANNOTATION_VIDEOS, ExitCode, stages_for
+from framesift.api.vocabulary import (
+    ANNOTATION_SPEC_GENERATION,
+    TERMINATION_LOG,
+    TERMINATION_LOG_ENV,
+    ExitCode,
+    stages_for,
+)
 
 LABEL_RUN = "framesift.dev/run"
 LABEL_STAGE = "framesift.dev/stage"
 LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
 CONFIG_MOUNT = "/etc/framesift"
 RUN_FILE = f"{CONFIG_MOUNT}/run.yaml"
-VIDEOS_FILE = f"{CONFIG_MOUNT}/videos.json"
 RUN_AS_USER = 10001
 GPU_RESOURCE = "nvidia.com/gpu"
+
+
+STAGE_RESOURCES = {"list": "convert"}  # the list Job is small and CPU-only, like convert
 
 
 def child_name(run_name: str, stage: str) -> str:
@@ -66,23 +73,21 @@ def _meta(run: ActiveLearningRun, run_uid: str, namespace: str, stage: str) -> d
     }
 
 
-def build_configmap(
-    run: ActiveLearningRun, run_uid: str, namespace: str, videos: list[dict[str, Any]], generation: int | None
-) -> dict[str, Any]:
-    """The run's spec as the Jobs read it, and the resolved, sorted video list (index N of the
-    inference Job is videos[N]). No secret values: the spec holds only Secret names."""
+def build_configmap(run: ActiveLearningRun, run_uid: str, namespace: str, generation: int | None) -> dict[str, Any]:
+    """The run's spec as the Jobs read it, frozen when the run starts. No secret values: the
+    spec holds only Secret names. (The video list lives in the output store, written by the
+    list Job: it grows with the input, and API objects must stay small.)"""
     document = run_to_document(run)
     document["metadata"] = {"name": run.metadata.name, "namespace": namespace}
     meta = _meta(run, run_uid, namespace, "config")
     meta["annotations"] = {
         ANNOTATION_SPEC_GENERATION: str(generation if generation is not None else 0),
-        ANNOTATION_VIDEOS: str(len(videos)),
     }
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": meta,
-        "data": {"run.yaml": yaml.safe_dump(document, sort_keys=False), "videos.json": json.dumps(videos, indent=1)},
+        "data": {"run.yaml": yaml.safe_dump(document, sort_keys=False)},
     }
 
 
@@ -111,7 +116,7 @@ def _resources(stage_resources: StageResources, default_gpus: int) -> dict[str, 
 def _pod_spec(
     run: ActiveLearningRun, stage: str, image: str, stage_resources: StageResources, config_name: str, default_gpus: int
 ) -> dict[str, Any]:
-    command = ["framesift", "job", stage, "--run", RUN_FILE, "--video-list", VIDEOS_FILE, "--no-progress"]
+    command = ["framesift", "job", stage, "--run", RUN_FILE, "--no-progress"]
     container: dict[str, Any] = {
         "name": stage,
         "image": image,
@@ -121,6 +126,7 @@ def _pod_spec(
             {"name": "FRAMESIFT_CACHE", "value": "/tmp/framesift"},
             {"name": "YOLO_CONFIG_DIR", "value": "/tmp/ultralytics"},
             {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"},
+            {"name": TERMINATION_LOG_ENV, "value": TERMINATION_LOG},
         ],
         "envFrom": [{"secretRef": {"name": name}} for name in _secret_names(run)],
         "volumeMounts": [
@@ -133,6 +139,7 @@ def _pod_spec(
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
+        "terminationMessagePath": TERMINATION_LOG,  # the stage's JSON summary: all the operator reads
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     resources = _resources(stage_resources, default_gpus)
@@ -167,7 +174,7 @@ def build_job(
 ) -> dict[str, Any]:
     """The Job of one stage. Inference is ONE Indexed Job, an index per video: a broken video
     fails its own index (exit 3 fails it at once, node disruptions do not count), never the run."""
-    resources = getattr(run.spec.resources, stage)
+    resources = getattr(run.spec.resources, STAGE_RESOURCES.get(stage, stage))
     meta = _meta(run, run_uid, namespace, stage)
     pod_labels = labels(run.metadata.name, stage)
     queue = run.spec.resources.queue_name
@@ -211,6 +218,11 @@ def build_job(
                 else 2,
                 "podFailurePolicy": {
                     "rules": [
+                        # a bad manifest or input (exit 2) fails the same way on every retry
+                        {
+                            "action": "FailJob",
+                            "onExitCodes": {"containerName": stage, "operator": "In", "values": [ExitCode.USAGE.value]},
+                        },
                         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                     ]
                 },
@@ -228,13 +240,14 @@ def plan_objects(
     run_uid: str,
     namespace: str,
     image: str,
-    videos: list[dict[str, Any]],
+    n_videos: int,
     generation: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Every object the operator creates for the run, in creation order."""
-    objects = [build_configmap(run, run_uid, namespace, videos, generation)]
+    """Every object the operator creates for the run, in creation order (the inference Job
+    sized for `n_videos`, which the list Job finds in a real run)."""
+    objects = [build_configmap(run, run_uid, namespace, generation)]
     objects += [
-        build_job(run, run_uid, namespace, stage.name, run.spec.image or image, len(videos))
+        build_job(run, run_uid, namespace, stage.name, run.spec.image or image, n_videos)
         for stage in stages_for(run.spec.selection is not None)
     ]
     return objects

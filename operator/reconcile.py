@@ -70,7 +70,10 @@ class Decision:
     create: list[str] = field(default_factory=list)  # "config" or a stage
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
-    read_results: bool = False  # the operator should read the selection/export summary
+    videos: int | None = None  # the inference Job's size, when it is to be created
+
+
+MAX_FAILED_VIDEOS = 20  # named in status; the rest are counted
 
 
 def set_condition(
@@ -97,19 +100,53 @@ def fail(status: dict[str, Any], reason: Reason, message: str, generation: int |
     return Decision(status=status, events=[("Warning", reason, message)])
 
 
+def listed_videos(status: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> int | None:
+    """How many videos the run has: the list Job's summary (or status, once inference started)."""
+    count = (summaries.get("list") or {}).get("videos")
+    if isinstance(count, int) and count >= 0:
+        return count
+    known = (status.get("videos") or {}).get("total")
+    return known if isinstance(known, int) else None
+
+
+def _failed_videos(failed: set[int], named: dict[int, dict[str, str]]) -> list[dict[str, str]]:
+    out = []
+    for i in sorted(failed)[:MAX_FAILED_VIDEOS]:
+        known = named.get(i) or {}
+        out.append(
+            {
+                "name": known.get("name") or f"index {i}",
+                "reason": known.get("reason") or "inference failed (see the index's pod)",
+            }
+        )
+    return out
+
+
+def _results(summary: dict[str, Any]) -> dict[str, Any]:
+    """The export Job's summary → the status fields it fills (only those it carries)."""
+    out: dict[str, Any] = {}
+    for key in ("selected", "perVideoSelected", "frames", "reportUri", "exportUri"):
+        if key in summary:
+            out[key] = summary[key]
+    return out
+
+
 def decide(
     stages: tuple[Stage, ...],
     status: dict[str, Any],
     generation: int | None,
     config_exists: bool,
-    videos: list[str] | None,
     jobs: dict[str, dict[str, Any]],
+    summaries: dict[str, dict[str, Any]] | None = None,
+    failed_videos: dict[int, dict[str, str]] | None = None,
 ) -> Decision:
     """The next step of a run from its current status and children.
 
-    `videos` is the run's resolved video list (None until the ConfigMap exists); `jobs` maps
-    stage → the Job found for it.
+    `jobs` maps stage → the Job found for it; `summaries` maps stage → the JSON summary its pod
+    left as termination message (the list Job's video count, a failure's error, the export's
+    results); `failed_videos` maps a failed inference index → {name, reason} from its pod.
     """
+    summaries = summaries or {}
     status = {k: v for k, v in status.items()}
     decision = Decision(status=status)
     old_phase = status.get("phase")
@@ -117,7 +154,7 @@ def decide(
         return Decision()
     status.setdefault("startedAt", now())
     status["observedGeneration"] = generation
-    if not config_exists or videos is None:
+    if not config_exists:
         decision.create.append("config")
         status["phase"] = Phase.PENDING
         return _announce(decision, old_phase)
@@ -125,32 +162,34 @@ def decide(
     for stage in stages:
         job = jobs.get(stage.name)
         if job is None:
+            if stage.name == "infer":
+                total = listed_videos(status, summaries)
+                if total is None:
+                    message = "the list Job finished without saying how many videos it found (see its pod's log)"
+                    return fail(status, Reason.LIST_FAILED, message, generation)
+                decision.videos = total
+                status["videos"] = {"total": total, "done": 0, "failed": 0, "failedVideos": []}
             decision.create.append(stage.name)
             status["phase"] = stage.phase
-            if stage.name == "infer":
-                status["videos"] = {"total": len(videos), "done": 0, "failed": 0, "failedVideos": []}
             return _announce(decision, old_phase)
         if stage.name == "infer":
-            progress = infer_progress(job, len(videos))
+            total = int((status.get("videos") or {}).get("total") or 0)
+            progress = infer_progress(job, total)
             status["videos"] = {
-                "total": len(videos),
+                "total": total,
                 "done": len(progress.done),
                 "failed": len(progress.failed),
-                "failedVideos": [
-                    {"name": videos[i], "reason": "inference failed (see the index's pod)"}
-                    for i in sorted(progress.failed)
-                    if i < len(videos)
-                ],
+                "failedVideos": _failed_videos(progress.failed, failed_videos or {}),
             }
             if not progress.finished:
                 status["phase"] = stage.phase
                 _suspended(job, status)
                 return _announce(decision, old_phase)
             if not progress.done:
-                message = f"inference failed for every one of the {len(videos)} videos"
+                message = f"inference failed for every one of the {total} videos"
                 return fail(status, Reason.ALL_VIDEOS_FAILED, message, generation)
             if progress.failed and old_phase == stage.phase:
-                names = ", ".join(videos[i] for i in sorted(progress.failed)[:5])
+                names = ", ".join(v["name"] for v in status["videos"]["failedVideos"][:5])
                 decision.events.append(
                     (
                         "Warning",
@@ -161,16 +200,18 @@ def decide(
             continue
         failed = job_condition(job, "Failed")
         if failed:
+            error = (summaries.get(stage.name) or {}).get("error")
             message = (
                 f"{stage.name} Job {job['metadata']['name']} failed: {failed.get('reason', '')} "
                 f"{failed.get('message', '')}".strip()
             )
-            return fail(status, stage.failed, message, generation)
+            return fail(status, stage.failed, f"{message}: {error}" if error else message, generation)
         if not job_condition(job, "Complete"):
             status["phase"] = stage.phase
             _suspended(job, status)
             return _announce(decision, old_phase)
 
+    status.update(_results(summaries.get("export") or {}))
     status["phase"] = Phase.SUCCEEDED
     status["finishedAt"] = status.get("finishedAt") or now()
     status.pop("message", None)
@@ -182,7 +223,6 @@ def decide(
         PHASE_MESSAGES[Phase.SUCCEEDED],
         generation,
     )
-    decision.read_results = True
     return _announce(decision, old_phase)
 
 

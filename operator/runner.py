@@ -1,16 +1,16 @@
 """One reconcile of one run: read what exists, `decide`, create what is missing, publish status.
 
 Level-triggered and idempotent: it may run any number of times, from any event, after any
-restart. Secrets referenced by the run are read into memory to list the input and to read the
-run's results; their values are never written to status, events, ConfigMaps or logs.
+restart. The operator reads no Secret and no storage: everything that needs the run's
+credentials runs in a Job of the run (the Secret mounted there by reference), and each stage
+pod leaves a small JSON summary as its termination message, which is all the operator reads
+(the video count, a failure's cause, the selection's counts and URIs).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,7 +18,7 @@ import yaml
 from framesift.api.defaults import apply_defaults
 from framesift.api.errors import ManifestError
 from framesift.api.manifest import parse_run
-from framesift.api.models import ActiveLearningRun, Location
+from framesift.api.models import ActiveLearningRun
 from framesift.api.vocabulary import (
     ANNOTATION_SPEC_GENERATION,
     PIPELINE,
@@ -27,16 +27,23 @@ from framesift.api.vocabulary import (
     Reason,
     stages_for,
 )
-from framesift.jobs.context import InputError, RunContext, video_list_document
-from framesift.jobs.select import SelectorUnavailable, check_engine, per_video_counts
-from framesift.jobs.storage import Storage, StorageError, open_storage
-from framesift.jobs.video import list_videos
+from framesift.jobs.select import SelectorUnavailable, check_engine
+from framesift.jobs.summary import read_summary
 from framesift.operator import metrics
 from framesift.operator.kube import Cluster
 from framesift.operator.manifests import build_configmap, build_job, child_name
-from framesift.operator.reconcile import Decision, decide, fail, set_condition
+from framesift.operator.reconcile import (
+    MAX_FAILED_VIDEOS,
+    Decision,
+    decide,
+    fail,
+    infer_progress,
+    job_condition,
+    set_condition,
+)
 
 log = logging.getLogger(__name__)
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 
 
 @dataclass
@@ -44,33 +51,56 @@ class Snapshot:
     """The run as its Jobs see it: the spec frozen in the ConfigMap when the run started."""
 
     run: ActiveLearningRun
-    videos: list[dict[str, Any]]
     generation: int | None
-
-
-def _credentials(cluster: Cluster, namespace: str, location: Location) -> dict[str, str] | None:
-    if location.credentials is None:
-        return None
-    return cluster.read_secret(namespace, location.credentials.secret_name)
-
-
-def storage_for(cluster: Cluster, namespace: str, location: Location) -> Storage:
-    return open_storage(location, credentials=_credentials(cluster, namespace, location))
-
-
-def resolve_videos(run: ActiveLearningRun, input_storage: Storage) -> list[dict[str, Any]]:
-    """The sorted video list the inference Job is sized by (`framesift plan` uses it too)."""
-    videos = list_videos(input_storage, run.spec.input)
-    if not videos:
-        raise InputError(f"spec.input: no videos under {input_storage.uri} match include={run.spec.input.include}")
-    return video_list_document(videos)
 
 
 def _snapshot(configmap: dict[str, Any]) -> Snapshot:
     data = configmap.get("data") or {}
     run = parse_run(yaml.safe_load(data["run.yaml"]), f"ConfigMap {configmap['metadata']['name']}")
     generation = (configmap["metadata"].get("annotations") or {}).get(ANNOTATION_SPEC_GENERATION)
-    return Snapshot(run, json.loads(data.get("videos.json", "[]")), int(generation) if generation else None)
+    return Snapshot(run, int(generation) if generation else None)
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any]:
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = (container.get("state") or {}).get("terminated")
+        if state:
+            return dict(state)
+    return {}
+
+
+def _creation_order(pod: dict[str, Any]) -> str:
+    return str(pod["metadata"].get("creationTimestamp") or "") + pod["metadata"]["name"]
+
+
+def pod_summary(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The summary a stage left: its succeeded pod's termination message, else the newest
+    failed pod's (which says why)."""
+    finished = [p for p in pods if (p.get("status") or {}).get("phase") in ("Succeeded", "Failed")]
+    for phase in ("Succeeded", "Failed"):
+        for pod in sorted((p for p in finished if p["status"]["phase"] == phase), key=_creation_order, reverse=True):
+            summary = read_summary(_terminated(pod).get("message"))
+            if summary is not None:
+                return summary
+    return None
+
+
+def failed_indexes(pods: list[dict[str, Any]], wanted: set[int]) -> dict[int, dict[str, str]]:
+    """Failed inference indexes → {name, reason}, from the summary each index's last pod left."""
+    out: dict[int, dict[str, str]] = {}
+    for pod in sorted(pods, key=_creation_order):
+        index = (pod["metadata"].get("labels") or {}).get(INDEX_LABEL) or (
+            pod["metadata"].get("annotations") or {}
+        ).get(INDEX_LABEL)
+        if index is None or not str(index).isdigit() or int(index) not in wanted:
+            continue
+        state = _terminated(pod)
+        summary = read_summary(state.get("message")) or {}
+        reason = summary.get("reason") or state.get("reason") or ""
+        if state.get("exitCode") == 137 and not summary:
+            reason = "killed (out of memory?)"
+        out[int(index)] = {"name": str(summary.get("video") or f"index {index}"), "reason": str(reason)}
+    return out
 
 
 class Reconciler:
@@ -124,34 +154,56 @@ class Reconciler:
             status = self._spec_changed(body, status, generation)
         jobs = self.cluster.jobs_of(namespace, name, uid)
         metrics.observe_jobs(jobs)
-        videos = [v["key"] for v in snapshot.videos] if snapshot else None
+        summaries, failed_videos = self._pod_reports(namespace, jobs, status)
         stages = stages_for(run.spec.selection is not None)
-        decision = decide(stages, status, generation, configmap is not None, videos, jobs)
+        decision = decide(stages, status, generation, configmap is not None, jobs, summaries, failed_videos)
         if not decision.status and not decision.create:
             return status.get("phase"), False
 
         progressed = False
         for item in decision.create:
             if item == "config":
-                try:
-                    listed = resolve_videos(run, storage_for(self.cluster, namespace, run.spec.input))
-                except (InputError, StorageError, LookupError) as err:
-                    return self._invalid(body, status, generation, Reason.INPUT_UNAVAILABLE, str(err)), False
-                progressed |= self.cluster.create(build_configmap(run, uid, namespace, listed, generation))
-                log.info("run %s/%s: %d videos listed; ConfigMap created", namespace, name, len(listed))
+                progressed |= self.cluster.create(build_configmap(run, uid, namespace, generation))
+                log.info("run %s/%s: ConfigMap created", namespace, name)
             else:
                 image = run.spec.image or self.image
-                n_videos = len(snapshot.videos) if snapshot else 0
-                created = self.cluster.create(build_job(run, uid, namespace, item, image, n_videos))
+                created = self.cluster.create(build_job(run, uid, namespace, item, image, decision.videos or 0))
                 progressed |= created
                 if created:
                     log.info("run %s/%s: %s Job created", namespace, name, item)
-        if decision.read_results:
-            self._read_results(run, namespace, decision)
         self._publish(body, decision)
         return decision.status.get("phase"), progressed
 
     # ----- helpers -----
+
+    def _pod_reports(
+        self, namespace: str, jobs: dict[str, dict[str, Any]], status: dict[str, Any]
+    ) -> tuple[dict[str, dict[str, Any]], dict[int, dict[str, str]]]:
+        """Read stage pods' termination messages, only where the next decision needs them: the
+        list Job's count before inference starts, a failed Job's error, the export's results,
+        and the names of newly failed inference indexes."""
+        summaries: dict[str, dict[str, Any]] = {}
+        for stage, job in jobs.items():
+            if stage == "infer":
+                continue
+            finished = job_condition(job, "Complete") or job_condition(job, "Failed")
+            needed = job_condition(job, "Failed") or (stage == "list" and "infer" not in jobs) or stage == "export"
+            if finished and needed:
+                summary = pod_summary(self.cluster.pods_of_job(namespace, job["metadata"]["name"]))
+                if summary is not None:
+                    summaries[stage] = summary
+        failed_videos: dict[int, dict[str, str]] = {}
+        infer = jobs.get("infer")
+        if infer is not None:
+            known = (status.get("videos") or {}).get("failedVideos") or []
+            progress = infer_progress(infer, int((status.get("videos") or {}).get("total") or 0))
+            wanted = set(sorted(progress.failed)[:MAX_FAILED_VIDEOS])
+            if wanted and len(known) != len(wanted):
+                pods = self.cluster.pods_of_job(namespace, infer["metadata"]["name"])
+                failed_videos = failed_indexes(pods, wanted)
+            elif wanted:  # already named in status: keep those names without another read
+                failed_videos = dict(zip(sorted(wanted), known, strict=False))
+        return summaries, failed_videos
 
     def _publish(self, body: dict[str, Any], decision: Decision) -> None:
         meta = body["metadata"]
@@ -198,25 +250,5 @@ class Reconciler:
             self.cluster.post_event(body, "Warning", Reason.SPEC_CHANGE_IGNORED, message)
         return status
 
-    def _read_results(self, run: ActiveLearningRun, namespace: str, decision: Decision) -> None:
-        """Selected count, per-video counts, frames and the report/export URIs, from the output."""
-        try:
-            output = storage_for(self.cluster, namespace, run.spec.output)
-            ctx = RunContext(run, base_dir=Path("/"))
-            if output.exists(ctx.run_key("selection.json")):
-                selection = json.loads(output.read_text(ctx.run_key("selection.json")))["selection"]
-                decision.status["selected"] = len(selection["selected"])
-                decision.status["perVideoSelected"] = per_video_counts(item["video"] for item in selection["selected"])
-                decision.status["frames"] = {
-                    "total": int(selection.get("frames", 0)),
-                    "corrupt": int(selection["filtered"].get("corrupt", 0)),
-                }
-            if output.exists(ctx.run_key("export.json")):
-                marker = json.loads(output.read_text(ctx.run_key("export.json")))
-                decision.status["reportUri"] = marker["reportUri"]
-                decision.status["exportUri"] = marker["exportUri"]
-        except (StorageError, LookupError, KeyError, ValueError) as err:
-            log.warning("run %s/%s: cannot read its results for status: %s", namespace, run.metadata.name, err)
 
-
-__all__ = ["Reconciler", "resolve_videos", "storage_for"]
+__all__ = ["Reconciler", "failed_indexes", "pod_summary"]

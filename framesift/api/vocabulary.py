@@ -38,6 +38,7 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     ENGINE_UNAVAILABLE = "EngineUnavailable"
     INPUT_UNAVAILABLE = "InputUnavailable"
+    LIST_FAILED = "ListFailed"
     ALL_VIDEOS_FAILED = "AllVideosFailed"
     INFER_FAILED = "InferFailed"
     CONVERT_FAILED = "ConvertFailed"
@@ -59,7 +60,10 @@ class ReasonInfo:
 REASONS: dict[Reason, ReasonInfo] = {
     Reason.INVALID_SPEC: ReasonInfo("the spec does not validate; the message names each field", True, "spec"),
     Reason.ENGINE_UNAVAILABLE: ReasonInfo("spec.selector.engine names an engine this build cannot run", True, "spec"),
-    Reason.INPUT_UNAVAILABLE: ReasonInfo("the input cannot be listed, or no video matches", True, "list"),
+    Reason.INPUT_UNAVAILABLE: ReasonInfo(
+        "the input cannot be listed, or no video matches (the list Job's message says which)", True, "list"
+    ),
+    Reason.LIST_FAILED: ReasonInfo("the list Job finished without saying how many videos it found", True, "list"),
     Reason.ALL_VIDEOS_FAILED: ReasonInfo("inference failed for every video", True, "infer"),
     Reason.INFER_FAILED: ReasonInfo("the inference Job failed as a whole", True, "infer"),
     Reason.CONVERT_FAILED: ReasonInfo("the conversion/upload Job failed", True, "convert"),
@@ -87,6 +91,8 @@ class Stage:
 
 
 PIPELINE: tuple[Stage, ...] = (
+    # The list Job lists the input with the run's credentials mounted: the operator reads no Secret.
+    Stage("list", Phase.PENDING, False, "listing the input", Reason.INPUT_UNAVAILABLE),
     Stage("infer", Phase.INFERRING, False, "inference Job running", Reason.INFER_FAILED),
     Stage("convert", Phase.CONVERTING, False, "writing the LightlyOne layout", Reason.CONVERT_FAILED),
     Stage("select", Phase.SELECTING, True, "selecting frames", Reason.SELECT_FAILED),
@@ -102,8 +108,8 @@ def stages_for(has_selection: bool) -> tuple[Stage, ...]:
 
 
 PHASE_MESSAGES: dict[Phase, str] = {
-    Phase.PENDING: "run accepted; listing the input",
     **{stage.phase: stage.starting for stage in PIPELINE},
+    Phase.PENDING: "run accepted; listing the input",
     Phase.SUCCEEDED: "every stage finished",
     Phase.FAILED: "the run failed",
 }
@@ -122,7 +128,12 @@ class ExitCode(IntEnum):
 
 
 ANNOTATION_SPEC_GENERATION = "framesift.dev/spec-generation"
-ANNOTATION_VIDEOS = "framesift.dev/videos"
+
+# Each stage pod leaves a small JSON summary as its container's termination message (the path
+# Kubernetes reads it from); the operator learns counts, ids and URIs from the API alone.
+TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LOG_ENV = "FRAMESIFT_TERMINATION_LOG"
+TERMINATION_MESSAGE_MAX = 4096
 
 
 def reason_table_markdown() -> str:

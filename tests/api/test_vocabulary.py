@@ -19,13 +19,15 @@ def test_the_documented_reason_table_is_the_code() -> None:
     assert set(REASONS) == set(Reason)
     for stage in PIPELINE:
         assert REASONS[stage.failed].fails_run and REASONS[stage.failed].stage == stage.name
+    assert "Listing" not in {p.value for p in Phase}  # listing is part of Pending: the API's phases stay
 
 
 def test_one_stage_list_drives_every_runner() -> None:
-    assert STAGE_NAMES == ("infer", "convert", "select", "export")
+    assert STAGE_NAMES == ("list", "infer", "convert", "select", "export")
     assert tuple(STAGE_RUNNERS) == STAGE_NAMES
-    assert [s.name for s in stages_for(False)] == ["infer", "convert"]
-    assert [s.phase for s in PIPELINE] == [Phase.INFERRING, Phase.CONVERTING, Phase.SELECTING, Phase.EXPORTING]
+    assert [s.name for s in stages_for(False)] == ["list", "infer", "convert"]
+    phases = [Phase.PENDING, Phase.INFERRING, Phase.CONVERTING, Phase.SELECTING, Phase.EXPORTING]
+    assert [s.phase for s in PIPELINE] == phases
 
 
 def test_the_crd_status_phase_enum_is_the_phase_list() -> None:

@@ -61,3 +61,37 @@ def test_run_defaults_reach_the_operator() -> None:
     docs = render("runDefaults.resources.queueName=team-gpus")
     cm = next(d for d in docs if d["kind"] == "ConfigMap")
     assert yaml.safe_load(cm["data"]["defaults.yaml"])["resources"]["queueName"] == "team-gpus"
+
+
+def _rules(doc: dict) -> set[tuple[str, str, str]]:
+    return {
+        (g, r, v) for rule in doc["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
+
+
+def test_rbac_grants_nothing_on_secrets_cluster_wide_or_namespaced() -> None:
+    for docs in (render(), render("watchNamespaces={team-a,team-b}")):
+        for doc in docs:
+            if doc["kind"] in ("ClusterRole", "Role"):
+                assert not [r for r in _rules(doc) if r[1] == "secrets"], doc["metadata"]["name"]
+    deployment = next(d for d in render() if d["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_a_namespaced_install_binds_roles_only_in_its_namespaces() -> None:
+    docs = render("watchNamespaces={team-a,team-b}")
+    roles = [d for d in docs if d["kind"] == "Role"]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert sorted(d["metadata"]["namespace"] for d in roles) == ["team-a", "team-b"]
+    assert sorted(d["metadata"]["namespace"] for d in bindings) == ["team-a", "team-b"]
+    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert _rules(cluster_role) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    }
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    cluster_wide = next(d for d in render() if d["kind"] == "ClusterRole")
+    assert _rules(roles[0]) == _rules(cluster_wide) - _rules(cluster_role)  # the same rules, namespaced
+    args = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args

@@ -26,6 +26,7 @@ import kmock
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from framesift.api.vocabulary import TERMINATION_LOG_ENV
 from framesift.operator.manifests import CONFIG_MOUNT
 
 FRAMESIFT = str(Path(sys.executable).parent / "framesift")
@@ -148,7 +149,10 @@ class Kubelet:
     """Plays the Job controller and the kubelet: runs every unsuspended Job's container command as
     a local process (per index for Indexed Jobs, with JOB_COMPLETION_INDEX), with the env from the
     referenced Secrets and the ConfigMap volume written to a folder, and writes Job status as
-    Kubernetes does. Also garbage-collects children whose owner is gone."""
+    Kubernetes does. Each attempt is a Pod object, labelled as the Job controller labels them, whose
+    status carries the container's exit code and termination message (what the container wrote to
+    its terminationMessagePath, else its log's tail on failure). Also garbage-collects children
+    (Jobs, ConfigMaps, Pods) whose owner is gone."""
 
     def __init__(self, server: ApiServer, workdir: Path, env: dict[str, str]):
         self.api = server.api()
@@ -192,8 +196,10 @@ class Kubelet:
             )
         )["items"]
         alive = {r["metadata"]["uid"] for r in runs}
+        alive |= {j["metadata"]["uid"] for j in jobs}
         cms = self._json(self.core.list_config_map_for_all_namespaces(_preload_content=False))["items"]
-        for kind, objs in (("job", jobs), ("cm", cms)):
+        pods = self._json(self.core.list_pod_for_all_namespaces(_preload_content=False))["items"]
+        for kind, objs in (("job", jobs), ("cm", cms), ("pod", pods)):
             for obj in objs:
                 refs = obj["metadata"].get("ownerReferences") or []
                 if refs and not any(r["uid"] in alive for r in refs):
@@ -201,12 +207,58 @@ class Kubelet:
                     try:
                         if kind == "job":
                             self.batch.delete_namespaced_job(meta["name"], meta["namespace"], _preload_content=False)
+                        elif kind == "pod":
+                            self.core.delete_namespaced_pod(meta["name"], meta["namespace"], _preload_content=False)
                         else:
                             self.core.delete_namespaced_config_map(
                                 meta["name"], meta["namespace"], _preload_content=False
                             )
                     except ApiException:
                         pass
+
+    def _create_pod(self, job: dict[str, Any], name: str, index: int | None) -> dict[str, Any]:
+        """The pod the Job controller would make, labelled as it labels them."""
+        meta = job["metadata"]
+        labels = {
+            **(job["spec"]["template"].get("metadata", {}).get("labels") or {}),
+            "batch.kubernetes.io/job-name": meta["name"],
+            "job-name": meta["name"],
+        }
+        if index is not None:
+            labels["batch.kubernetes.io/job-completion-index"] = str(index)
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": meta["namespace"],
+                "labels": labels,
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": job["spec"]["template"]["spec"],
+        }
+        created = self._json(self.core.create_namespaced_pod(meta["namespace"], pod, _preload_content=False))
+        return created or pod
+
+    def _finish_pod(self, pod: dict[str, Any], code: int, message: str) -> None:
+        container = pod["spec"]["containers"][0]["name"]
+        terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message[:4096]}
+        status = {
+            "phase": "Succeeded" if code == 0 else "Failed",
+            "containerStatuses": [{"name": container, "state": {"terminated": terminated}}],
+        }
+        meta = pod["metadata"]
+        self.core.patch_namespaced_pod_status(
+            meta["name"], meta["namespace"], {"status": status}, _preload_content=False
+        )
 
     def _patch_status(self, job: dict[str, Any], status: dict[str, Any]) -> None:
         meta = job["metadata"]
@@ -261,12 +313,21 @@ class Kubelet:
             run_env = dict(env)
             if index is not None:
                 run_env["JOB_COMPLETION_INDEX"] = str(index)
-            log = folder / f"pod-{index if index is not None else 0}-{time.monotonic_ns()}.log"
+            name = f"{meta['name']}-{index if index is not None else 0}-{uuid.uuid4().hex[:5]}"
+            log = folder / f"{name}.log"
+            termination = folder / f"{name}.termination-log"
+            run_env[TERMINATION_LOG_ENV] = str(termination)  # where the container's terminationMessagePath is
             self.logs.append(log)
+            pod = self._create_pod(job, name, index)
             with log.open("w") as out:
-                return subprocess.run(
+                code = subprocess.run(
                     command, env=run_env, stdout=out, stderr=subprocess.STDOUT, timeout=900
                 ).returncode
+            message = termination.read_text() if termination.exists() else ""
+            if not message and code != 0:  # terminationMessagePolicy: FallbackToLogsOnError
+                message = log.read_text()[-2048:]
+            self._finish_pod(pod, code, message)
+            return code
 
         if spec.get("completionMode") == "Indexed":
             completed: set[int] = set()

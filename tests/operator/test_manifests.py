@@ -14,7 +14,7 @@ from framesift.operator.manifests import build_configmap, build_job, child_name,
 
 REPO = Path(__file__).resolve().parents[2]
 VERSIONS = ["1.30", kubernetes_validate.latest_version()]
-VIDEOS = [{"key": f"cam{i}.mp4", "size": 10, "etag": '"abc"', "mtime": 1.0} for i in range(3)]
+VIDEOS = 3
 
 
 def seed_run(**resources: object):
@@ -86,6 +86,7 @@ def test_children_are_owned_labelled_and_named_deterministically() -> None:
     objects = plan_objects(seed_run(), "uid-1", "ml", "img", VIDEOS)
     assert [o["metadata"]["name"] for o in objects] == [
         "pedestrians-config",
+        "pedestrians-list",
         "pedestrians-infer",
         "pedestrians-convert",
         "pedestrians-select",
@@ -99,9 +100,9 @@ def test_children_are_owned_labelled_and_named_deterministically() -> None:
     assert child_name("x" * 63, "convert") != child_name("x" * 62 + "y", "convert")
 
 
-def test_configmap_holds_spec_and_sorted_videos_but_no_secret_values() -> None:
-    cm = build_configmap(seed_run(), "uid-1", "ml", VIDEOS, generation=4)
-    assert json.loads(cm["data"]["videos.json"]) == VIDEOS
+def test_configmap_holds_the_spec_only_and_no_secret_values() -> None:
+    cm = build_configmap(seed_run(), "uid-1", "ml", generation=4)
+    assert list(cm["data"]) == ["run.yaml"]  # the video list lives in the output store
     assert cm["metadata"]["annotations"]["framesift.dev/spec-generation"] == "4"
     snapshot = parse_run(yaml.safe_load(cm["data"]["run.yaml"]), "cm")
     assert snapshot.spec == seed_run().spec
@@ -112,7 +113,7 @@ def test_runs_without_selection_stop_after_convert(tmp_path: Path) -> None:
     del doc["spec"]["selection"]
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(doc))
     objects = plan_objects(load_run(tmp_path / "run.yaml"), "u", "ml", "img", VIDEOS)
-    assert [o["metadata"]["labels"]["framesift.dev/stage"] for o in objects] == ["config", "infer", "convert"]
+    assert [o["metadata"]["labels"]["framesift.dev/stage"] for o in objects] == ["config", "list", "infer", "convert"]
 
 
 def test_plan_prints_what_the_operator_would_create(tmp_path: Path) -> None:
@@ -147,11 +148,86 @@ def test_plan_prints_what_the_operator_would_create(tmp_path: Path) -> None:
         check=True,
     ).stdout
     docs = list(yaml.safe_load_all(out))
-    assert [d["kind"] for d in docs] == ["ConfigMap", "Job", "Job", "Job", "Job"]
-    assert [v["key"] for v in json.loads(docs[0]["data"]["videos.json"])] == ["a.mp4", "b.mp4"]
-    infer = docs[1]
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Job", "Job", "Job", "Job", "Job"]
+    assert docs[1]["metadata"]["name"] == "planned-list"
+    infer = docs[2]
     assert infer["spec"]["completions"] == 2 and infer["metadata"]["namespace"] == "vision"
     assert infer["spec"]["template"]["spec"]["nodeSelector"] == {"gpu": "a100"}
     assert all(d["spec"]["suspend"] is True for d in docs[1:])
     for doc in docs:
         kubernetes_validate.validate(doc, VERSIONS[-1], strict=True)
+
+
+# Pod Security Standards, "restricted" profile (kubernetes.io/docs/concepts/security/pod-security-standards),
+# rule by rule, for the fields framesift's pods set.
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def restricted_violations(pod: dict) -> list[str]:
+    bad = []
+    spec = pod
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key):
+            bad.append(f"{key} must be unset or false")
+    pod_ctx = spec.get("securityContext") or {}
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUME_TYPES:
+            bad.append(f"volume {volume['name']}: type {kinds} not allowed")
+    for container in spec.get("containers", []) + spec.get("initContainers", []):
+        ctx = container.get("securityContext") or {}
+        name = container["name"]
+        if ctx.get("privileged"):
+            bad.append(f"{name}: privileged")
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            bad.append(f"{name}: allowPrivilegeEscalation must be false")
+        if not (ctx.get("runAsNonRoot") or pod_ctx.get("runAsNonRoot")):
+            bad.append(f"{name}: runAsNonRoot must be true")
+        if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
+            bad.append(f"{name}: runAsUser must not be 0")
+        seccomp = (ctx.get("seccompProfile") or pod_ctx.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            bad.append(f"{name}: seccompProfile must be RuntimeDefault or Localhost")
+        caps = ctx.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            bad.append(f"{name}: capabilities must drop ALL")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            bad.append(f"{name}: only NET_BIND_SERVICE may be added")
+        if container.get("ports") and any(p.get("hostPort") for p in container["ports"]):
+            bad.append(f"{name}: hostPort")
+    return bad
+
+
+def test_every_pod_passes_the_restricted_pod_security_standard() -> None:
+    run = seed_run(queueName="q", infer={"gpus": 1, "priorityClassName": "batch"})
+    pods = [o["spec"]["template"]["spec"] for o in plan_objects(run, "u", "ml", "img", VIDEOS) if o["kind"] == "Job"]
+    assert len(pods) == 5
+    for pod in pods:
+        assert restricted_violations(pod) == []
+    # the checker catches what it should
+    broken = json.loads(json.dumps(pods[0]))
+    broken["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    broken["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    assert len(restricted_violations(broken)) == 2
+
+
+def test_stage_pods_report_through_termination_messages_and_mount_secrets_by_name() -> None:
+    for job in (o for o in plan_objects(seed_run(), "u", "ml", "img", VIDEOS) if o["kind"] == "Job"):
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        assert container["terminationMessagePath"] == "/dev/termination-log"
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["FRAMESIFT_TERMINATION_LOG"] == "/dev/termination-log"
+        assert container["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+        assert "--video-list" not in container["command"]
+    list_job = build_job(seed_run(), "u", "ml", "list", "img", 3)
+    rules = list_job["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "FailJob", "onExitCodes": {"containerName": "list", "operator": "In", "values": [2]}}

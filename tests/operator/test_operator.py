@@ -81,6 +81,7 @@ def test_run_over_the_real_clips_reaches_succeeded(cluster: Cluster, s3_server, 
     src, dst = s3_server.make_bucket(), s3_server.make_bucket()
     upload(s3_server, src, {"vtest.avi": real_videos / "vtest.avi", "bikes.mp4": real_videos / "bikes.mp4"})
     s3_credentials(cluster, s3_server)
+    cluster.create_secret(NS, "unrelated-api-token", {"TOKEN": SECRET_VALUE})  # nothing may read this
     doc = s3_run("clips", src, dst, selection=SELECTION)
     jsonschema.validate(doc, crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
     cluster.apply_run(NS, doc)
@@ -101,6 +102,7 @@ def test_run_over_the_real_clips_reaches_succeeded(cluster: Cluster, s3_server, 
         "clips-convert",
         "clips-export",
         "clips-infer",
+        "clips-list",
         "clips-select",
     ]
     for obj in jobs + cluster.configmaps(NS):
@@ -137,7 +139,10 @@ def test_run_over_the_real_clips_reaches_succeeded(cluster: Cluster, s3_server, 
     rules = chart_rules()
     calls = operator_calls(cluster.server)
     assert ("create", "batch", "jobs") in calls and ("patch", "framesift.dev", "activelearningruns/status") in calls
-    assert ("get", "", "secrets") in calls and ("create", "", "events") in calls
+    assert ("list", "", "pods") in calls and ("create", "", "events") in calls
+    # least privilege: the operator never asked for a Secret, not even the run's own
+    assert not [c for c in calls if c[2] == "secrets"], calls
+    assert not any(rule for rule in rules if "secrets" in rule["resources"])
     denied = sorted(c for c in calls if not allowed(rules, *c))
     assert denied == [], f"calls the chart's ClusterRole does not allow: {denied}"
     granted = {(v, g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
@@ -163,6 +168,8 @@ def test_truncated_video_fails_its_index_and_the_run_succeeds(cluster: Cluster, 
     assert status["phase"] == "Succeeded", status
     assert status["videos"]["total"] == 3 and status["videos"]["done"] == 2 and status["videos"]["failed"] == 1
     assert [v["name"] for v in status["videos"]["failedVideos"]] == ["b.mp4"]
+    reason = status["videos"]["failedVideos"][0]["reason"]  # the index's own words, from its pod's summary
+    assert reason and reason != "inference failed (see the index's pod)", reason
     infer = next(j for j in cluster.jobs(NS) if j["metadata"]["name"] == "trunc-infer")
     assert infer["status"]["failedIndexes"] == "1" and infer["status"]["failed"] == 1  # exit 3: no retry
     assert any(e["reason"] == "VideosFailed" and "b.mp4" in e["message"] for e in cluster.events(NS))
@@ -208,7 +215,7 @@ def test_restarts_between_stages_create_each_job_once(cluster: Cluster, s3_serve
     assert run["status"]["phase"] == "Succeeded", run["status"]
     assert len(seen) >= 3
     names = [j["metadata"]["name"] for j in cluster.jobs(NS)]
-    assert sorted(names) == ["restart-convert", "restart-export", "restart-infer", "restart-select"]
+    assert sorted(names) == ["restart-convert", "restart-export", "restart-infer", "restart-list", "restart-select"]
     assert len(cluster.configmaps(NS)) == 1
 
 
@@ -218,6 +225,18 @@ def test_kueue_queue_creates_suspended_labelled_jobs(cluster: Cluster, s3_server
     upload(s3_server, src, {"a.mp4": video})
     s3_credentials(cluster, s3_server)
     cluster.apply_run(NS, s3_run("queued", src, dst, resources={"queueName": "team-gpus"}))
+    listing = wait_for(
+        lambda: next((j for j in cluster.jobs(NS) if j["metadata"]["name"] == "queued-list"), None),
+        60,
+        "the list Job",
+    )
+    assert listing["spec"]["suspend"] is True  # every Job goes through the queue
+    assert listing["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-gpus"
+    from kubernetes import client as k8s
+
+    k8s.BatchV1Api(cluster.api).patch_namespaced_job(  # Kueue admits it (here: the test does)
+        "queued-list", NS, {"spec": {"suspend": False}}, _preload_content=False
+    )
     job = wait_for(
         lambda: next((j for j in cluster.jobs(NS) if j["metadata"]["name"] == "queued-infer"), None),
         60,
@@ -247,7 +266,7 @@ def test_invalid_spec_and_spec_changes_show_in_status(cluster: Cluster, s3_serve
     src, dst = s3_server.make_bucket(), s3_server.make_bucket()
     upload(s3_server, src, {"a.mp4": video})
     cluster.apply_run(NS, s3_run("change", src, dst, resources={"queueName": "hold"}))
-    wait_for(lambda: any(j["metadata"]["name"] == "change-infer" for j in cluster.jobs(NS)), 60, "infer Job")
+    wait_for(lambda: any(j["metadata"]["name"] == "change-list" for j in cluster.jobs(NS)), 60, "list Job")
     cluster.patch_run(NS, "change", {"spec": {"model": {"conf": 0.5}}})
     cond = wait_for(
         lambda: next(

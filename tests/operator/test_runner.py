@@ -31,7 +31,8 @@ class MemoryCluster:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, namespace, name)
         self.events: list[tuple[str, str, str]] = []
         self.status_patches: list[dict[str, Any]] = []
-        self.secret_reads: list[str] = []
+        self.pods: dict[str, list[dict[str, Any]]] = {}  # job name → its pods
+        self.pod_reads: list[str] = []
 
     def get_run(self, namespace: str, name: str) -> dict[str, Any] | None:
         run = self.runs.get((namespace, name))
@@ -66,9 +67,9 @@ class MemoryCluster:
         self.objects[key] = copy.deepcopy(obj)
         return True
 
-    def read_secret(self, namespace: str, name: str) -> dict[str, str]:
-        self.secret_reads.append(name)
-        raise LookupError(f"Secret {namespace}/{name} does not exist")
+    def pods_of_job(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        self.pod_reads.append(job_name)
+        return copy.deepcopy(self.pods.get(job_name, []))
 
     def post_event(self, run: dict[str, Any], kind: str, reason: str, message: str) -> None:
         self.events.append((kind, str(reason), message))
@@ -89,9 +90,30 @@ class MemoryCluster:
     def job(self, stage: str) -> dict[str, Any]:
         return self.objects[("Job", NS, f"{NAME}-{stage}")]
 
-    def finish(self, stage: str, **status: Any) -> None:
+    def finish(self, stage: str, summary: dict[str, Any] | None = None, **status: Any) -> None:
+        """The stage's Job completes; its pod leaves `summary` as termination message."""
         job = self.job(stage)
         job["status"] = {"conditions": [{"type": "Complete", "status": "True"}], **status}
+        self.add_pod(stage, "Succeeded", json.dumps(summary or {"stage": stage, "done": True}))
+
+    def fail(self, stage: str, summary: dict[str, Any], exit_code: int = 2) -> None:
+        job = self.job(stage)
+        job["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]}
+        self.add_pod(stage, "Failed", json.dumps(summary), exit_code)
+
+    def add_pod(self, stage: str, phase: str, message: str, exit_code: int = 0, index: int | None = None) -> None:
+        job_name = f"{NAME}-{stage}"
+        pods = self.pods.setdefault(job_name, [])
+        labels = {"batch.kubernetes.io/job-name": job_name}
+        if index is not None:
+            labels["batch.kubernetes.io/job-completion-index"] = str(index)
+        terminated = {"exitCode": exit_code, "message": message}
+        pods.append(
+            {
+                "metadata": {"name": f"{job_name}-{len(pods)}", "labels": labels},
+                "status": {"phase": phase, "containerStatuses": [{"name": stage, "state": {"terminated": terminated}}]},
+            }
+        )
 
 
 @pytest.fixture
@@ -132,24 +154,35 @@ def test_invalid_spec_fails_with_the_field_and_creates_nothing(videos: Path, tmp
     assert Reconciler(cluster, "img").reconcile(NS, NAME) == "Failed" and len(cluster.events) == 1  # terminal
 
 
-def test_missing_input_fails_as_input_unavailable(tmp_path: Path) -> None:
+def test_a_failed_list_job_fails_the_run_as_input_unavailable(tmp_path: Path) -> None:
     cluster = MemoryCluster()
     cluster.apply(run_doc(tmp_path / "nowhere", tmp_path / "out"))
+    reconciler = Reconciler(cluster, "img")
+    assert reconciler.reconcile(NS, NAME) == "Pending"
     before = failures("list")
-    Reconciler(cluster, "img").reconcile(NS, NAME)
-    assert condition(cluster.status(), Condition.FAILED)["reason"] == "InputUnavailable"
+    cluster.fail("list", {"error": "spec.input: no videos under file:///nowhere/ match include=['*']"})
+    assert reconciler.reconcile(NS, NAME) == "Failed"
+    status = cluster.status()
+    assert condition(status, Condition.FAILED)["reason"] == "InputUnavailable"
+    assert "no videos under file:///nowhere/" in status["message"]
     assert failures("list") == before + 1
 
 
-def test_one_pass_creates_the_configmap_and_the_inference_job(videos: Path, tmp_path: Path) -> None:
+def test_the_list_jobs_count_sizes_the_inference_job(videos: Path, tmp_path: Path) -> None:
     cluster = MemoryCluster()
     cluster.apply(run_doc(videos, tmp_path / "out"))
-    assert Reconciler(cluster, "img").reconcile(NS, NAME) == "Inferring"
-    assert sorted(k[0] for k in cluster.objects) == ["ConfigMap", "Job"]
+    reconciler = Reconciler(cluster, "img")
+    assert reconciler.reconcile(NS, NAME) == "Pending"
+    assert sorted(k[2] for k in cluster.objects) == [f"{NAME}-config", f"{NAME}-list"]
+    cluster.finish("list", {"videos": 2, "videoList": "file:///out/.framesift/runs/cams/videos.json"})
+    assert reconciler.reconcile(NS, NAME) == "Inferring"
     assert cluster.job("infer")["spec"]["completions"] == 2
     assert cluster.status()["videos"] == {"total": 2, "done": 0, "failed": 0, "failedVideos": []}
     assert [e[1] for e in cluster.events] == ["Pending", "Inferring"]
-    assert cluster.secret_reads == []
+    reads = list(cluster.pod_reads)
+    reconciler.reconcile(NS, NAME)
+    assert cluster.pod_reads == reads  # the count is in status now: no more pod reads for it
+    assert not hasattr(cluster, "read_secret")  # the reconciler needs no Secret at all
 
 
 def test_spec_change_is_reported_once_per_generation(videos: Path, tmp_path: Path) -> None:
@@ -157,6 +190,8 @@ def test_spec_change_is_reported_once_per_generation(videos: Path, tmp_path: Pat
     doc = run_doc(videos, tmp_path / "out")
     cluster.apply(doc)
     reconciler = Reconciler(cluster, "img")
+    reconciler.reconcile(NS, NAME)
+    cluster.finish("list", {"videos": 2})
     reconciler.reconcile(NS, NAME)
     doc["spec"]["model"]["conf"] = 0.5
     for generation in (2, 2, 2, 3):
@@ -166,13 +201,17 @@ def test_spec_change_is_reported_once_per_generation(videos: Path, tmp_path: Pat
     assert len(ignored) == 2  # generations 2 and 3, each once
     cond = condition(cluster.status(), Condition.SPEC_CHANGE_IGNORED)
     assert cond["reason"] == "SpecChangedAfterStart" and cond["observedGeneration"] == 3
-    assert len([k for k in cluster.objects if k[0] == "Job"]) == 1  # the new spec was not acted on
+    assert len([k for k in cluster.objects if k[0] == "Job"]) == 2  # list + infer: the new spec was not acted on
 
 
 def test_kueue_wait_is_shown_then_removed_from_status(videos: Path, tmp_path: Path) -> None:
     cluster = MemoryCluster()
     cluster.apply(run_doc(videos, tmp_path / "out", resources={"queueName": "team-a"}))
     reconciler = Reconciler(cluster, "img")
+    reconciler.reconcile(NS, NAME)
+    assert cluster.job("list")["spec"]["suspend"] is True
+    cluster.job("list")["spec"]["suspend"] = False
+    cluster.finish("list", {"videos": 2})
     reconciler.reconcile(NS, NAME)
     assert cluster.job("infer")["spec"]["suspend"] is True
     assert cluster.status()["message"] == f"Job {NAME}-infer is waiting for admission (suspended, Kueue)"
@@ -184,22 +223,19 @@ def test_kueue_wait_is_shown_then_removed_from_status(videos: Path, tmp_path: Pa
     assert "message" not in cluster.status() and cluster.status()["videos"]["done"] == 1
 
 
-def test_results_are_read_into_status_at_the_end(videos: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def test_results_come_from_the_export_pods_summary(videos: Path, tmp_path: Path) -> None:
     cluster = MemoryCluster()
-    cluster.apply(run_doc(videos, out))
+    cluster.apply(run_doc(videos, tmp_path / "out"))
     reconciler = Reconciler(cluster, "img")
     reconciler.reconcile(NS, NAME)
+    cluster.finish("list", {"videos": 2})
+    reconciler.reconcile(NS, NAME)
     cluster.finish("infer", completedIndexes="0-1")
+    export = {"reportUri": "file:///r/report.html", "exportUri": "file:///r/export.json"}
+    results = {"selected": 3, "perVideoSelected": {"a.mp4": 2, "b.mp4": 1}, "frames": {"total": 6, "corrupt": 1}}
     for stage, phase in (("convert", "Converting"), ("select", "Selecting"), ("export", "Exporting")):
         assert reconciler.reconcile(NS, NAME) == phase
-        cluster.finish(stage)
-    selected = [{"video": "a.mp4"}, {"video": "b.mp4"}, {"video": "a.mp4"}]
-    selection = {"selected": selected, "frames": 6, "filtered": {"corrupt": 1}}
-    (out / ".framesift" / "runs" / NAME).mkdir(parents=True)
-    (out / ".framesift" / "runs" / NAME / "selection.json").write_text(json.dumps({"selection": selection}))
-    export = {"reportUri": "file:///r/report.html", "exportUri": "file:///r/export.json"}
-    (out / ".framesift" / "runs" / NAME / "export.json").write_text(json.dumps(export))
+        cluster.finish(stage, {**export, **results} if stage == "export" else None)
     assert reconciler.reconcile(NS, NAME) == "Succeeded"
     status = cluster.status()
     assert status["selected"] == 3 and status["perVideoSelected"] == {"a.mp4": 2, "b.mp4": 1}
@@ -214,10 +250,17 @@ def test_a_failed_stage_job_fails_the_run_with_its_reason(videos: Path, tmp_path
     cluster.apply(run_doc(videos, tmp_path / "out"))
     reconciler = Reconciler(cluster, "img")
     reconciler.reconcile(NS, NAME)
-    cluster.finish("infer", completedIndexes="0-1")
+    cluster.finish("list", {"videos": 2})
     reconciler.reconcile(NS, NAME)
-    cluster.job("convert")["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimit"}]}
+    cluster.job("infer")["status"] = {"completedIndexes": "0", "failedIndexes": "1"}
+    cluster.add_pod("infer", "Failed", json.dumps({"video": "b.mp4", "status": "failed", "reason": "truncated"}), 3, 1)
+    reconciler.reconcile(NS, NAME)
+    assert cluster.status()["videos"]["failedVideos"] == [{"name": "b.mp4", "reason": "truncated"}]
+    cluster.finish("infer", completedIndexes="0", failedIndexes="1")
+    reconciler.reconcile(NS, NAME)
+    cluster.fail("convert", {"error": "cannot write file:///out/x: No space left on device"}, exit_code=1)
     before = failures("convert")
     assert reconciler.reconcile(NS, NAME) == "Failed"
     assert condition(cluster.status(), Condition.FAILED)["reason"] == "ConvertFailed"
+    assert cluster.status()["message"].endswith("No space left on device")
     assert failures("convert") == before + 1
