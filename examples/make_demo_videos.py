@@ -1,10 +1,10 @@
 """Put the demo's videos in a folder. Nothing is downloaded.
 
-    make_demo_videos.py DEST            the real clips from ../shared/data/videos: the campus
-                                        camera (vtest.avi) as three cameras of ~26 s each, and
-                                        the street clip (bikes.mp4)
-    make_demo_videos.py DEST --synthetic  two synthetic street scenes (what the synthetic-scene
-                                        detector was trained on)
+make_demo_videos.py DEST            the real clips from ../shared/data/videos: the campus
+                                    camera (vtest.avi) as three cameras of ~26 s each, and
+                                    the street clip (bikes.mp4)
+make_demo_videos.py DEST --synthetic  two synthetic street scenes (what the synthetic-scene
+                                    detector was trained on)
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from framesift.api.vocabulary import STAGE_NAMES, ExitCode
 
@@ -108,7 +109,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from framesift.api.defaults import apply_defaults, load_defaults
     from framesift.api.manifest import load_run, parse_run, run_to_document
-    from framesift.jobs.context import InputError
     from framesift.jobs.storage import open_storage
     from framesift.jobs.video import list_videos
     from framesift.operator.manifests import plan_objects
@@ -118,13 +118,48 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if defaults:
         run = parse_run(apply_defaults(run_to_document(run), defaults), args.run)
     namespace = args.namespace or run.metadata.namespace or "default"
-    input_storage = open_storage(run.spec.input, Path(args.run).resolve().parent)
-    videos = list_videos(input_storage, run.spec.input)
-    if not videos:
-        raise InputError(f"spec.input: no videos under {input_storage.uri} match include={run.spec.input.include}")
-    objects = plan_objects(run, "<uid of the ActiveLearningRun>", namespace, args.image, len(videos))
-    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
+    notes = [f"# {warning}" for warning in local_paths(run, Path(args.run).resolve().parent)]
+    if args.videos is not None:
+        count = args.videos
+        notes.append(f"# inference Job sized for --videos {count} (the list Job finds the real count)")
+    else:
+        try:
+            input_storage = open_storage(run.spec.input, Path(args.run).resolve().parent)
+            count = len(list_videos(input_storage, run.spec.input))
+            notes.append(f"# {count} video(s) listed under {input_storage.uri} now (the list Job lists them again)")
+        except Exception as err:  # no credentials in a CI or GitOps repo: plan anyway, say so
+            count = 1
+            notes.append(
+                f"# PLACEHOLDER: could not list spec.input ({type(err).__name__}); the inference Job's completions, "
+                "parallelism and maxFailedIndexes below assume 1 video. Give --videos N, or credentials."
+            )
+    for note in notes:
+        print(note[2:], file=sys.stderr)
+    objects = plan_objects(run, "<uid of the ActiveLearningRun>", namespace, args.image, count)
+    sys.stdout.write("\n".join(notes) + "\n" + yaml.safe_dump_all(objects, sort_keys=False))
     return ExitCode.OK
+
+
+def local_paths(run: Any, manifest_dir: Path) -> list[str]:
+    """Warnings for manifest paths that only exist on this machine: pods cannot see them. (A bare
+    weights name like yolov8x.pt is an Ultralytics name unless such a file is here.)"""
+    warnings = []
+    weights = run.spec.model.weights
+    for field, value in (
+        ("spec.input.uri", run.spec.input.uri),
+        ("spec.output.uri", run.spec.output.uri),
+        ("spec.model.weights", weights),
+    ):
+        local = value.startswith("file://") or "://" not in value
+        if field == "spec.model.weights":
+            bare_name = "/" not in value and not (manifest_dir / value).exists() and not Path(value).exists()
+            local = local and not bare_name and not value.endswith((".yaml", ".yml"))
+        if local:
+            warnings.append(
+                f"WARNING: {field} {value!r} is a path on this machine: pods in a cluster cannot read it "
+                "(use s3://..., or pkg:// for weights shipped in the image)"
+            )
+    return warnings
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -183,8 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="print every object the operator would create for a run (YAML)")
     plan.add_argument("run", help="ActiveLearningRun YAML")
-    plan.add_argument("--image", default=os.environ.get("FRAMESIFT_IMAGE", "framesift/framesift:0.1.0"))
-    plan.add_argument("--namespace", default=None)
+    plan.add_argument(
+        "--image",
+        default=os.environ.get("FRAMESIFT_IMAGE", "framesift/framesift:0.1.0"),
+        help="the image the stage Jobs run (the operator's --image; the run's spec.image wins) "
+        "[default: $FRAMESIFT_IMAGE or %(default)s]",
+    )
+    plan.add_argument(
+        "--namespace",
+        default=None,
+        help="namespace of the run and its children [default: the manifest's metadata.namespace, else 'default']",
+    )
+    plan.add_argument(
+        "--videos",
+        type=int,
+        default=None,
+        help="size the inference Job for N videos instead of listing the input (no credentials needed)",
+    )
     plan.add_argument("--defaults", default=os.environ.get("FRAMESIFT_RUN_DEFAULTS"), help="as for the operator")
     plan.set_defaults(func=cmd_plan)
 

@@ -306,9 +306,8 @@ def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_facto
             decode_errors=decode_errors,
         )
     except VideoError as err:
-        reason = str(err)
-        log.warning("video %s: %s", video.key, reason)
-        _pointer(ctx, video, "failed", reason=reason)
+        reason = str(err)  # in words; the caller says it once, the decoder's message stays in the pointer
+        _pointer(ctx, video, "failed", reason=reason, detail=err.detail)
         return VideoOutcome(video.key, "failed", reason=reason, seconds=time.monotonic() - started)
     finally:
         if temporary and path is not None:

@@ -1,4 +1,5 @@
-"""Progress bars for long work (stderr), quiet when not attached to a terminal unless asked."""
+"""Progress for long work on stderr: a bar on a terminal; periodic log lines anywhere else (a file,
+a pod's log, CI), where a bar would become one line of thousands of characters."""
 
 from __future__ import annotations
 
@@ -33,12 +34,15 @@ class LogProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        return None
+        seconds = time.monotonic() - self.started
+        if seconds >= self.every:  # long work ends with a line of its own; short work needs none
+            log.info("%s: %d frames in %.0f s (%.1f frames/s)", self.label, self.done, seconds, self.done / seconds)
 
 
 def video_bar(label: str, total: int | None, enabled: bool = True) -> Any:
-    """A per-video bar on a terminal (frames done, frames/s); periodic log lines otherwise."""
-    if not enabled:
+    """A per-video bar when stderr is a terminal (frames done, frames/s); periodic log lines
+    otherwise, or when bars are turned off (--no-progress)."""
+    if not enabled or not sys.stderr.isatty():
         return LogProgress(label, total)
     return tqdm(
         total=total,

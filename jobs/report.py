@@ -22,11 +22,13 @@ import yaml
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
+from framesift.jobs import report_picks as picks_mod
 from framesift.jobs.collect import VideoEntry
 from framesift.jobs.context import RunContext
 from framesift.jobs.formats.detections import FrameRecord
 from framesift.jobs.results import VideoResults
 from framesift.jobs.selection.data import SelectionData
+from framesift.jobs.selection.engine import strategy_label
 from framesift.jobs.selection.scores import SCORE_NAMES
 from framesift.jobs.selection.sources import from_results, read_metadata
 
@@ -81,20 +83,21 @@ def nn_stats(data: SelectionData, picked: np.ndarray, seed: int = 0) -> dict[str
 # ----- figures ----------------------------------------------------------------------------------
 
 
-def _bars(ax: Any, left: dict[str, float], right: dict[str, float], title: str) -> None:
+def _bars(ax: Any, left: dict[str, float], right: dict[str, float], xlabel: str) -> None:
     keys = sorted(set(left) | set(right))
     x = np.arange(len(keys))
     ax.bar(x - 0.2, [left.get(k, 0) for k in keys], 0.4, label="input", color=INPUT_COLOR)
     ax.bar(x + 0.2, [right.get(k, 0) for k in keys], 0.4, label="selection", color=SELECTED_COLOR)
     ax.set_xticks(x, keys, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("share")
-    ax.set_title(title)
+    ax.set_xlabel(xlabel)
     ax.legend()
 
 
-def fig_distribution(input_shares: dict[str, float], selected_shares: dict[str, float], title: str) -> Figure:
+def fig_distribution(input_shares: dict[str, float], selected_shares: dict[str, float], xlabel: str) -> Figure:
+    """Shares per value, input vs selection (the section heading is the title: none inside)."""
     fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-    _bars(ax, input_shares, selected_shares, title)
+    _bars(ax, input_shares, selected_shares, xlabel)
     return fig
 
 
@@ -107,8 +110,8 @@ def fig_timeline(frames_per_video: dict[str, int], fps: dict[str, float], picks:
         ticks = [p.frame_index / rate for p in picks if p.video == video]
         ax.vlines(ticks, row - 0.3, row + 0.3, color=SELECTED_COLOR, linewidth=1.5)
     ax.set_yticks(range(len(videos)), videos, fontsize=8)
-    ax.set_xlabel("seconds")
-    ax.set_title("Video sampling timeline: selected frames as ticks")
+    ax.set_ylabel("video")
+    ax.set_xlabel("time in the video (seconds)")
     return fig
 
 
@@ -117,12 +120,16 @@ def fig_scores(data: SelectionData, task: str, picked: np.ndarray) -> Figure:
     fig, axes = plt.subplots(1, len(SCORE_NAMES), figsize=(14, 3), layout="constrained")
     for ax, name in zip(axes, SCORE_NAMES, strict=True):
         values = scores[name]
-        bins = np.linspace(min(values.min(), 0), max(values.max(), 1e-9), 21)
+        lo, hi = float(values.min()), float(values.max())
+        if hi - lo < 1e-9:  # all equal: a narrow range around the value
+            lo, hi = lo - 0.05, hi + 0.05
+        bins = np.linspace(lo, hi, 21)  # the values' own range (object_frequency lives in [0.9, 1])
         ax.hist(values, bins=bins, density=True, alpha=0.6, color=INPUT_COLOR, label="input")
         ax.hist(values[picked], bins=bins, density=True, alpha=0.6, color=SELECTED_COLOR, label="selection")
         ax.set_title(name, fontsize=8)
+        ax.set_xlabel("score", fontsize=8)
+        ax.set_ylabel("density", fontsize=8)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Active-learning scores, input vs selection (density)")
     return fig
 
 
@@ -135,7 +142,8 @@ def fig_embedding_map(data: SelectionData, picked: np.ndarray, seed: int = 0) ->
     fig, ax = plt.subplots(figsize=(7, 6), layout="constrained")
     ax.scatter(points[sample, 0], points[sample, 1], s=4, color=INPUT_COLOR, alpha=0.5, label="input")
     ax.scatter(points[picked, 0], points[picked, 1], s=18, color=SELECTED_COLOR, label="selection")
-    ax.set_title("Embeddings, PCA to 2-D")
+    ax.set_xlabel("first principal component")
+    ax.set_ylabel("second principal component")
     ax.legend()
     return fig
 
@@ -145,52 +153,8 @@ def fig_nn(stats: dict[str, dict[str, float]]) -> Figure:
     names = list(stats)
     colors = {"input": INPUT_COLOR, "selection": SELECTED_COLOR, "random": RANDOM_COLOR}
     ax.bar(names, [stats[n]["mean"] for n in names], color=[colors[n] for n in names])
+    ax.set_xlabel("set of frames")
     ax.set_ylabel("mean distance to nearest neighbour")
-    ax.set_title("Diversity: nearest-neighbour distance within each set")
-    return fig
-
-
-NOVEL_COLOR = "#e64980"
-
-
-def fig_grid(picks: list[FrameRecord], images: dict[str, np.ndarray], categories: dict[int, str]) -> Figure:
-    shown = picks[:GRID_LIMIT]
-    cols = 4
-    rows = max(1, (len(shown) + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(16, 3.6 * rows), layout="constrained", squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, rec in zip(axes.flat, shown, strict=False):
-        image = images.get(rec.file_name)
-        if image is not None:
-            ax.imshow(image[:, :, ::-1])
-        for box in rec.boxes[:50]:
-            x, y, w, h = box.xywh
-            ax.add_patch(matplotlib.patches.Rectangle((x, y), w, h, fill=False, color="#ffd43b", linewidth=0.8))
-            ax.text(
-                x,
-                y,
-                f"{categories.get(box.category_id, box.category_id)} {box.score:.2f}",
-                fontsize=5,
-                color="black",
-                backgroundcolor="#ffd43b",
-            )
-        for obj in rec.novel_objects:  # what made the frame new to object-level diversity
-            bbox = obj.get("bbox")
-            if isinstance(bbox, list) and len(bbox) == 4:
-                x, y, w, h = (float(v) for v in bbox)
-                ax.add_patch(matplotlib.patches.Rectangle((x, y), w, h, fill=False, color=NOVEL_COLOR, linewidth=2.0))
-        caption = "\n".join(f"{k.split(':', 1)[1]}: {v:.3f}" for k, v in rec.scores.items())
-        ax.set_title(f"{rec.file_name}\n{caption}", fontsize=6)
-    novel = (
-        " Thick magenta outlines: the objects that made a frame new (object-level diversity)."
-        if any(r.novel_objects for r in shown)
-        else ""
-    )
-    fig.suptitle(
-        f"Selected frames in pick order (first {len(shown)} of {len(picks)}), with the scores that picked them.{novel}",
-        fontsize=10,
-    )
     return fig
 
 
@@ -268,11 +232,11 @@ def write_report(
     video_names = data.metadata["video_name"].values
     figures.append(
         (
-            "Metadata distribution: video_name",
+            "Videos: share of frames per video_name, input vs selection",
             fig_distribution(
                 shares([str(v) for v in video_names[passing]]),
                 shares([str(v) for v in video_names[picked]]),
-                "video_name, input vs selection",
+                "video_name",
             ),
         )
     )
@@ -281,28 +245,49 @@ def write_report(
     picked_set = set(picked.tolist())
     figures.append(
         (
-            "Class distribution",
+            "Classes: share of predicted boxes per class, input vs selection",
             fig_distribution(
                 shares(class_of_box),
                 shares([n for n, f in zip(class_of_box, preds.box_frame, strict=True) if int(f) in picked_set]),
-                "predicted classes (boxes), input vs selection",
+                "predicted class",
             ),
         )
     )
     frames_per_video = {r.video: r.n_frames for r in results}
     fps = {r.video: float(r.manifest.get("fps") or 0) for r in results}
-    figures.append(("Video sampling timeline", fig_timeline(frames_per_video, fps, records)))
-    figures.append(("Active-learning scores", fig_scores(data, spec.model.task, picked)))
-    figures.append(("Embedding map", fig_embedding_map(data, picked)))
+    figures.append(
+        ("Video sampling timeline: the selected frames as ticks", fig_timeline(frames_per_video, fps, records))
+    )
+    figures.append(("Active-learning scores, input vs selection (density)", fig_scores(data, spec.model.task, picked)))
+    figures.append(("Embedding map: frame embeddings, PCA to 2-D", fig_embedding_map(data, picked)))
     stats = nn_stats(data, picked)
-    figures.append(("Nearest-neighbour distances", fig_nn(stats)))
+    figures.append(("Diversity: nearest-neighbour distance within each set", fig_nn(stats)))
     images: dict[str, np.ndarray] = {}
+    thumbnails: dict[str, bytes] = {}
     for rec in records[:GRID_LIMIT]:
         raw = np.frombuffer(ctx.output.read_bytes(f"frames/{rec.file_name}"), np.uint8)
         decoded = cv2.imdecode(raw, cv2.IMREAD_COLOR)
-        if decoded is not None:  # an unreadable PNG shows as an empty tile
-            images[rec.file_name] = decoded
-    figures.append(("Selected frames", fig_grid(records, images, categories)))
+        if decoded is None:  # an unreadable PNG shows as an empty card
+            continue
+        images[rec.file_name] = decoded
+        scale = min(1.0, picks_mod.CARD_WIDTH * 2 / decoded.shape[1])  # 2× the card width: sharp on HiDPI
+        small = cv2.resize(decoded, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else decoded
+        thumbnails[rec.file_name] = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+    strengths = {
+        strategy_label(i, entry): float(getattr(entry.strategy, "strength", 1.0))
+        for i, entry in enumerate(spec.selection.strategies if spec.selection else [])
+    }
+    rate = {r.video: float(r.manifest.get("fps") or 0) or 1.0 for r in results}
+    facts = picks_mod.pick_facts(
+        records,
+        data.embeddings[picked] if data.embeddings is not None else np.zeros((len(picked), 0)),
+        np.array([r.frame_index / rate.get(r.video, 1.0) for r in records]),
+        data.metadata["lightly.sharpness"].values[picked],
+        data.metadata["lightly.brightness"].values[picked],
+        strengths,
+    )
+    gaps = picks_mod.long_gaps(records, frames_per_video, fps)
+    colors = picks_mod.class_colors(categories)
 
     rows = summary_rows(ctx, entries, data, selection, timings)
     nn_rows = [
@@ -313,18 +298,44 @@ def write_report(
         f"<h2>Selection config</h2><pre>{html.escape(config_yaml)}</pre>",
         "<h2>Diversity gained</h2>" + _table(nn_rows, ["set", "frames", "mean NN distance", "median", "min"]),
     ]
+    sections.append("<h2>What to check</h2>" + picks_mod.checks_html(facts, records, gaps))
     encoded = [(title, _png(fig)) for title, fig in figures]
     for title, png in encoded:
         sections.append(
             f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="data:image/png;base64,{png}">'
         )
-    page = _HTML.format(title=html.escape(f"framesift report: {ctx.name}"), body="\n".join(sections))
+    shown = [(r, f) for r, f in zip(records, facts, strict=True) if r.file_name in thumbnails]
+    more = (
+        f" (the first {len(shown)} of {len(records)}; every pick is in the table below)"
+        if len(shown) < len(records)
+        else ""
+    )
+    sections.append(
+        f"<h2>Selected frames, in pick order{more}</h2>"
+        + picks_mod.legend_html(categories, colors, any(r.novel_objects for r in records))
+        + '<div class="cards">'
+        + "".join(picks_mod.card_html(r, f, thumbnails[r.file_name], categories, colors) for r, f in shown)
+        + "</div>"
+    )
+    sections.append("<h2>Every pick (click a column to sort)</h2>" + picks_mod.table_html(records, facts))
+    page = _HTML.format(
+        title=html.escape(f"framesift report: {ctx.name}"),
+        body="\n".join(sections),
+        style=picks_mod.STYLE,
+        script=picks_mod.SORT_SCRIPT,
+    )
 
     pdf = io.BytesIO()
     with PdfPages(pdf) as pages:
-        pages.savefig(_summary_page(ctx.name, [*rows, ["selection config", config_yaml]], nn_rows))
-        for _, fig in figures:
-            pages.savefig(fig)
+        pages.savefig(_summary_page(ctx.name, [*rows, ["selection config", config_yaml]], nn_rows, facts, gaps))
+        for title, png in encoded:
+            page_fig = picks_mod.a4_page(title, base64.b64decode(png))
+            pages.savefig(page_fig)
+            plt.close(page_fig)
+        shown_records = [r for r, _ in shown]
+        for page_fig in picks_mod.pdf_gallery_pages(shown_records, [f for _, f in shown], images, categories, colors):
+            pages.savefig(page_fig)
+            plt.close(page_fig)
     for _, fig in figures:
         plt.close(fig)
     files = {
@@ -341,13 +352,23 @@ def write_report(
     return files
 
 
-def _summary_page(name: str, rows: list[list[Any]], nn_rows: list[list[Any]]) -> Figure:
-    fig = plt.figure(figsize=(8.27, 11.69))
+def _summary_page(
+    name: str,
+    rows: list[list[Any]],
+    nn_rows: list[list[Any]],
+    facts: list[picks_mod.PickFacts],
+    gaps: list[str],
+) -> Figure:
+    fig = plt.figure(figsize=picks_mod.A4)
     lines = [f"framesift report: {name}", ""]
     for key, value in rows:
         lines += [f"{key}: {line}" if i == 0 else f"    {line}" for i, line in enumerate(str(value).splitlines())]
     lines += ["", "nearest-neighbour distance (set, frames, mean, median, min):"]
     lines += ["    " + "  ".join(str(c) for c in r) for r in nn_rows]
+    dupes = sum(f.near_duplicate for f in facts)
+    blank = sum(f.blank for f in facts)
+    lines += ["", "what to check:", f"    near-duplicate picks: {dupes}", f"    nearly blank picks: {blank}"]
+    lines += [f"    no pick: {gap}" for gap in gaps] or ["    no long stretch without a pick"]
     fig.text(0.05, 0.97, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=7)
     return fig
 
@@ -355,6 +376,7 @@ def _summary_page(name: str, rows: list[list[Any]], nn_rows: list[list[Any]]) ->
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
+{style}
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #212529; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 td, th {{ border: 1px solid #dee2e6; padding: 0.25em 0.6em; text-align: left; font-size: 0.9em; }}
@@ -364,11 +386,18 @@ pre {{ background: #f8f9fa; padding: 1em; }}
 <body><h1>{title}</h1>
 {body}
 <script>
+{script}
 // marks how many figures decoded, for people and for headless checks of the report
 window.addEventListener("load", () => {{
   const images = Array.from(document.images);
   document.body.dataset.images = images.length;
   document.body.dataset.loaded = images.filter((i) => i.complete && i.naturalWidth > 0).length;
+  const cards = document.querySelectorAll("figure.pick");
+  document.body.dataset.cards = cards.length;
+  if (cards.length) {{
+    document.body.dataset.captionPx = parseFloat(getComputedStyle(cards[0].querySelector("figcaption")).fontSize);
+    document.body.dataset.cardImagePx = cards[0].querySelector("img").clientWidth;
+  }}
 }});
 </script>
 </body></html>

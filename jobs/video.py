@@ -20,7 +20,25 @@ from framesift.jobs.storage import ObjectInfo, Storage
 
 
 class VideoError(RuntimeError):
-    """A video that cannot be opened or decoded: bad input, not a framesift failure."""
+    """A video that cannot be opened or decoded (bad input, not a framesift failure), said in
+    words; `detail` keeps the decoder's own message, recorded with the video's results."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
+
+
+def _in_words(err: Exception) -> str:
+    text = str(err)
+    if "Invalid data found" in text or "moov atom not found" in text:
+        return "not a video file, or damaged where its header should be"
+    if "End of file" in text or "Truncat" in text:
+        return "truncated"
+    if isinstance(err, UnicodeDecodeError):
+        return "cannot read its container metadata"
+    if isinstance(err, OSError) and not isinstance(err, av.error.FFmpegError):
+        return f"cannot read the file ({err.strerror or err})"
+    return "cannot be opened by the decoder"
 
 
 # ----- listing ------------------------------------------------------------------------------
@@ -110,7 +128,7 @@ def open_video(path: Path) -> tuple[av.container.InputContainer, av.video.stream
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
-        raise VideoError(f"cannot open: {err}") from None
+        raise VideoError(_in_words(err), detail=str(err)) from None
     if not container.streams.video:
         container.close()
         raise VideoError("no video stream")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Set up, lint, and run every test (slow end-to-end ones included).
+# Set up everything on a fresh machine (system packages, .venv/, helm), lint, type-check, and run
+# every test (slow end-to-end ones included). CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/system-packages.sh
 bash scripts/setup.sh
 bash scripts/get-helm.sh
 .venv/bin/ruff check .

@@ -108,7 +108,10 @@ def test_labelstudio_and_coco_are_valid(s3_run: dict) -> None:
     coco_path = s3_run["work"] / "coco.json"
     coco_path.write_bytes(output.read_bytes("runs/export/coco.json"))
     dataset = COCO(str(coco_path))
-    assert len(dataset.getImgIds()) == 40 and sorted(dataset.getCatIds()) == [0, 2]
+    # COCO reserves 0: framesift's ids 0 (person) and 2 (car) are COCO's 1 and 2, mapped back in info
+    assert len(dataset.getImgIds()) == 40 and sorted(dataset.getCatIds()) == [1, 2]
+    assert [c["name"] for c in dataset.loadCats([1, 2])] == ["person", "car"]
+    assert dataset.dataset["info"]["category_mapping"] == {"1": 0, "2": 2}
     anns = dataset.loadAnns(dataset.getAnnIds())
     assert anns and all(a["score"] >= 0 and a["bbox"][2] >= 1 for a in anns)
     results = dataset.loadRes([{k: a[k] for k in ("image_id", "category_id", "bbox", "score")} for a in anns])
@@ -137,10 +140,15 @@ def test_report_pdf_renders_every_page(s3_run: dict, tmp_path: Path) -> None:
     pdf.write_bytes(s3_run["output"].read_bytes("runs/export/report.pdf"))
     subprocess.run([pdftoppm, "-r", "30", "-png", str(pdf), str(tmp_path / "page")], check=True, timeout=300)
     pages = sorted(tmp_path.glob("page-*.png"))
-    assert len(pages) == 8  # summary + seven figures
+    assert len(pages) == 1 + 6 + 10  # summary, six figures, 40 picks at four per page
     for page in pages:
         image = cv2.imread(str(page))
         assert image is not None and image.std() > 1  # not blank
+    info = subprocess.run(
+        ["pdfinfo", "-f", "1", "-l", str(len(pages)), str(pdf)], capture_output=True, text=True, check=True
+    ).stdout
+    sizes = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("Page") and "size" in line]
+    assert len(sizes) == len(pages) and all(s == "595.44 x 841.68 pts (A4)" for s in sizes), set(sizes)
 
 
 def test_report_html_renders_in_a_browser_with_every_image(s3_run: dict, tmp_path: Path) -> None:
@@ -154,13 +162,15 @@ def test_report_html_renders_in_a_browser_with_every_image(s3_run: dict, tmp_pat
         "Summary",
         "Selection config",
         "Diversity gained",
-        "Metadata distribution",
-        "Class distribution",
+        "Videos: share of frames per video_name",
+        "Classes: share of predicted boxes per class",
         "Video sampling timeline",
         "Active-learning scores",
         "Embedding map",
-        "Nearest-neighbour distances",
-        "Selected frames",
+        "Diversity: nearest-neighbour distance",
+        "What to check",
+        "Selected frames, in pick order",
+        "Every pick (click a column to sort)",
     ):
         assert f"<h2>{section}" in text
     assert "failed video" not in text and "frames selected</td><td>40" in text
@@ -184,7 +194,12 @@ def test_report_html_renders_in_a_browser_with_every_image(s3_run: dict, tmp_pat
         text=True,
         timeout=180,
     ).stdout
-    assert 'data-images="7"' in dom and 'data-loaded="7"' in dom, dom[:500]
+    assert 'data-images="46"' in dom and 'data-loaded="46"' in dom, dom[:500]  # 6 figures + 40 cards
+    assert 'data-cards="40"' in dom
+    caption = float(dom.split('data-caption-px="', 1)[1].split('"', 1)[0])
+    width = float(dom.split('data-card-image-px="', 1)[1].split('"', 1)[0])
+    assert caption >= 12 and width >= 300, (caption, width)  # readable, not a 5-px caption under a thumbnail
+    assert dom.count("<tr><td>") >= 40 and 'class="sortable"' in dom
 
 
 def test_rerun_changes_nothing_and_says_so(s3_run: dict) -> None:

@@ -231,3 +231,30 @@ def test_stage_pods_report_through_termination_messages_and_mount_secrets_by_nam
     list_job = build_job(seed_run(), "u", "ml", "list", "img", 3)
     rules = list_job["spec"]["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "FailJob", "onExitCodes": {"containerName": "list", "operator": "In", "values": [2]}}
+
+
+def test_plan_without_credentials_says_which_numbers_are_placeholders() -> None:
+    import os
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).parent / "framesift")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance-metadata lookups for credentials
+    plan = subprocess.run(
+        [exe, "plan", str(REPO / "examples" / "pedestrians.yaml")], capture_output=True, text=True, env=env
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.startswith("# PLACEHOLDER: could not list spec.input")
+    docs = [d for d in yaml.safe_load_all(plan.stdout) if d]
+    infer = next(d for d in docs if d["metadata"]["name"] == "pedestrians-infer")
+    assert infer["spec"]["completions"] == 1
+    sized = subprocess.run(
+        [exe, "plan", str(REPO / "examples" / "demo.yaml"), "--videos", "7"], capture_output=True, text=True, env=env
+    )
+    assert sized.returncode == 0, sized.stderr
+    infer = next(d for d in yaml.safe_load_all(sized.stdout) if d and d["metadata"]["name"] == "demo-infer")
+    assert infer["spec"]["completions"] == 7
+    assert "spec.input.uri 'videos/' is a path on this machine" in sized.stderr  # relative paths cannot work in pods
+    helptext = subprocess.run([exe, "plan", "--help"], capture_output=True, text=True).stdout
+    assert "--image" in helptext and "the image the stage Jobs run" in helptext and "namespace of the run" in helptext

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System packages the tests use, from Debian: a headless browser (the HTML report is checked in
+# it) and pdftoppm (the PDF report's pages). Installs only what is missing; needs root or sudo.
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "installed: ${missing[*]}" >&2
