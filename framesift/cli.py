@@ -37,10 +37,15 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from framesift.jobs.context import load_context
-    from framesift.jobs.pipeline import render_summary, run_local
+    from framesift.jobs.pipeline import TooManyVideosFailed, render_summary, run_local
 
     ctx = load_context(args.run)
-    summary = run_local(ctx, _progress_enabled(args))
+    try:
+        summary = run_local(ctx, _progress_enabled(args))
+    except TooManyVideosFailed as err:
+        print(render_summary(ctx, err.summary))
+        print(f"error: {err}", file=sys.stderr)
+        return ExitCode.FAILURE
     print(render_summary(ctx, summary))
     return ExitCode.OK
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from framesift.api.manifest import load_run
 from framesift.api.models import ActiveLearningRun
-from framesift.jobs.storage import ObjectInfo, Storage, join_key, open_storage
-from framesift.jobs.video import list_videos
+from framesift.jobs.storage import LocalStorage, ObjectInfo, Storage, join_key, open_storage
+from framesift.jobs.video import list_videos, name_collisions
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class RunContext:
     base_dir: Path
     video_list_file: Path | None = None
     stored_list: bool = False  # read the list the list stage froze in the output (cluster Jobs)
+    hidden_videos: list[str] = field(default_factory=list)  # skipped when listing: hidden path parts
 
     @property
     def name(self) -> str:
@@ -54,9 +55,24 @@ class RunContext:
             if not self.output.exists(key):
                 raise InputError(f"the run's video list {self.output.url(key)} is missing: its list stage has not run")
             return parse_video_list(self.output.read_text(key))
-        videos = list_videos(self.input, self.run.spec.input)
+        spec = self.run.spec.input
+        if isinstance(self.input, LocalStorage) and not self.input.root.is_dir():
+            raise InputError(f"spec.input: the folder {self.input.root} does not exist (uri {spec.uri!r})")
+        videos = list_videos(self.input, spec, self.hidden_videos)
+        if self.hidden_videos:
+            log.warning(
+                "%d video file(s) skipped: a part of their path starts with '.' (hidden, or '..'): %s",
+                len(self.hidden_videos),
+                ", ".join(self.hidden_videos[:5]),
+            )
+        clashes = name_collisions(videos)
+        if clashes:
+            pairs = "; ".join(f"{' and '.join(keys)} → {key}" for key, keys in clashes[:5])
+            raise InputError(
+                f"spec.input: videos that differ only in their extension share one LightlyOne name ({pairs}); "
+                "rename one of each, or leave one out with spec.input.exclude"
+            )
         if not videos:
-            spec = self.run.spec.input
             raise InputError(
                 f"spec.input: no videos under {self.input.uri} match include={spec.include} "
                 f"exclude={spec.exclude} (video files end in .mp4 .m4v .hevc .mpg .mpeg .avi .mov .webm)"

@@ -94,7 +94,11 @@ def resolve_weights(weights: str, base_dir: Path | None = None) -> Path | str:
         weights = weights[len("file://") :]
     path = Path(weights).expanduser()
     if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
-        return base_dir / path
+        path = base_dir / path
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.pt"))[:3]
+        hint = f" (it holds {', '.join(found)})" if found else ""
+        raise ModelError(f"model.weights {weights!r} is a folder: name the .pt file inside it{hint}")
     if path.exists():
         return path
     if "/" in weights or path.suffix not in (".pt", ".yaml", ".yml", ""):

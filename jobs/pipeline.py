@@ -80,6 +80,8 @@ def infer_all(ctx: RunContext, summary: RunSummary, show_progress: bool) -> None
 def list_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> None:
     key = freeze_video_list(ctx)
     summary.extra["videos"] = f"{len(ctx.videos)} listed under {ctx.input.uri} ({ctx.output.url(key)})"
+    if ctx.hidden_videos:
+        summary.extra["videos"] += f"; {len(ctx.hidden_videos)} skipped (a path part starts with '.')"
 
 
 def convert_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> None:
@@ -114,14 +116,36 @@ STAGE_RUNNERS: dict[str, StageRunner] = {
 assert tuple(STAGE_RUNNERS) == STAGE_NAMES, "every stage of the pipeline runs locally, in its order"
 
 
+class TooManyVideosFailed(RuntimeError):
+    """More videos failed than spec.input.maxFailedVideos allows: the run stops after inference
+    (`summary` holds what was done, for the closing table)."""
+
+    def __init__(self, message: str, summary: RunSummary):
+        super().__init__(message)
+        self.summary = summary
+
+
+def check_failed_videos(ctx: RunContext, summary: RunSummary) -> None:
+    total, failed = len(summary.videos), len(summary.failed)
+    limit = ctx.run.spec.input.failed_videos_limit(total)
+    if failed and (failed == total or (limit is not None and failed > limit)):
+        allowed = "none may be left" if limit is None else f"spec.input.maxFailedVideos allows {limit}"
+        names = ", ".join(v.video for v in summary.failed[:5])
+        raise TooManyVideosFailed(f"{failed} of {total} videos failed ({names}); {allowed}", summary)
+
+
 def run_local(ctx: RunContext, show_progress: bool = True) -> RunSummary:
-    """Every stage this run asks for, in order, after the preflight checks."""
+    """Every stage this run asks for, in order, after the preflight checks. Raises
+    TooManyVideosFailed after inference when more videos failed than the spec allows (the
+    summary so far is on the exception)."""
     summary = RunSummary()
     preflight(ctx)
     for stage in stages_for(ctx.run.spec.selection is not None):
         started = time.monotonic()
         STAGE_RUNNERS[stage.name](ctx, summary, show_progress)
         summary.stage_seconds[stage.name] = time.monotonic() - started
+        if stage.name == "infer":
+            check_failed_videos(ctx, summary)
     return summary
 
 

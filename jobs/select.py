@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from framesift.api.errors import validate_or_raise
+from framesift.api.manifest import safe_load
 from framesift.api.models import ActiveLearningRun
 from framesift.api.selection_config import SelectionConfig
 from framesift.jobs.collect import load_ok_results, run_entries
@@ -133,7 +132,7 @@ def run_select(ctx: RunContext) -> SelectOutcome:
 
 def load_selection_config(path: str) -> SelectionConfig:
     text = Path(path).read_text(encoding="utf-8")
-    doc = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    doc = json.loads(text) if path.endswith(".json") else safe_load(text)
     if isinstance(doc, dict) and "selection_config" in doc:  # a LightlyOne worker config
         doc = doc["selection_config"]
     config: SelectionConfig = validate_or_raise(SelectionConfig, doc, path)

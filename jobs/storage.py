@@ -212,6 +212,19 @@ class LocalStorage(Storage):
         return self.url(key)
 
 
+S3_ATTEMPTS = int(os.environ.get("AWS_MAX_ATTEMPTS") or 8)  # the standard variable wins
+CONNECTION_ERRORS = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionError",
+        "ProxyConnectionError",
+    }
+)
+
+
 class S3Storage(Storage):
     def __init__(self, bucket: str, prefix: str, location: Location, credentials: dict[str, str] | None = None):
         import boto3
@@ -221,7 +234,7 @@ class S3Storage(Storage):
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/" + (f"{self.prefix}/" if self.prefix else "")
         config = Config(
-            retries={"max_attempts": 8, "mode": "adaptive"},  # backoff on throttling and transient errors
+            retries={"max_attempts": S3_ATTEMPTS, "mode": "adaptive"},  # backoff on 5xx, SlowDown, resets
             max_pool_connections=32,
             s3={"addressing_style": _addressing_style(location, credentials)},
             signature_version="s3v4",
@@ -255,7 +268,9 @@ class S3Storage(Storage):
         # botocore messages hold no credentials; keep only the code and message.
         code = getattr(err, "response", {}).get("Error", {}).get("Code") or _inner_code(err)
         hint = ""
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+        if code in CONNECTION_ERRORS:
+            hint = f" (the S3 endpoint did not answer after {S3_ATTEMPTS} tries with backoff: is it up and reachable?)"
+        elif code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
             hint = " (check the credentials: AWS_* variables locally, the referenced Secret in a cluster)"
         elif code in ("NoSuchBucket",):
             hint = " (create the bucket or fix the URI)"
@@ -285,6 +300,8 @@ class S3Storage(Storage):
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
+            raise self._error("stat", key, err) from err
+        except Exception as err:  # connection refused or reset, timeouts: after botocore's retries
             raise self._error("stat", key, err) from err
         return ObjectInfo(key, int(head["ContentLength"]), head.get("ETag"), head["LastModified"].timestamp())
 

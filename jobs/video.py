@@ -6,11 +6,13 @@ never from the container header (headers can be wrong), as LightlyOne does.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -53,13 +55,17 @@ def is_video(key: str) -> bool:
     return key.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def select_videos(objects: list[ObjectInfo], spec: InputSpec) -> list[ObjectInfo]:
-    """The run's videos, sorted by path so index N always means the same video."""
+def select_videos(objects: list[ObjectInfo], spec: InputSpec, hidden: list[str] | None = None) -> list[ObjectInfo]:
+    """The run's videos, sorted by path so index N always means the same video. Video files with
+    a path part that starts with "." (hidden folders, `..`) are skipped and, when `hidden` is
+    given, collected there so the caller can say so."""
     relevant = set(spec.relevant_filenames) if spec.relevant_filenames is not None else None
     chosen = []
     for obj in objects:
         parts = obj.key.split("/")
         if any(p.startswith(".") for p in parts):  # .lightly/, .framesift/, hidden files
+            if hidden is not None and is_video(obj.key) and parts[0] not in (".lightly", ".framesift"):
+                hidden.append(obj.key)
             continue
         if not is_video(obj.key) or not _matches(obj.key, spec.include) or _matches(obj.key, spec.exclude):
             continue
@@ -69,8 +75,19 @@ def select_videos(objects: list[ObjectInfo], spec: InputSpec) -> list[ObjectInfo
     return sorted(chosen, key=lambda o: o.key)
 
 
-def list_videos(storage: Storage, spec: InputSpec) -> list[ObjectInfo]:
-    return select_videos(list(storage.list()), spec)
+def list_videos(storage: Storage, spec: InputSpec, hidden: list[str] | None = None) -> list[ObjectInfo]:
+    return select_videos(list(storage.list()), spec, hidden)
+
+
+def name_collisions(videos: list[ObjectInfo]) -> list[tuple[str, list[str]]]:
+    """Videos that map to one LightlyOne metadata file (its path without the extension:
+    cam.mp4 and cam.mov are both .lightly/metadata/cam.json), as (that file, the videos)."""
+    from framesift.jobs.formats.lightly import metadata_key
+
+    groups: dict[str, list[str]] = {}
+    for video in videos:
+        groups.setdefault(metadata_key(video.key), []).append(video.key)
+    return [(key, keys) for key, keys in sorted(groups.items()) if len(keys) > 1]
 
 
 # ----- names --------------------------------------------------------------------------------
@@ -143,18 +160,21 @@ def probe(path: Path) -> VideoInfo:
         return VideoInfo(ctx.width, ctx.height, fps, ctx.name, int(stream.frames or 0))
 
 
-def decode(path: Path, stride: int = 1, log: DecodeLog | None = None) -> Iterator[DecodedFrame]:
-    """Every `stride`-th frame, in decode order, with its index among ALL frames.
+@dataclass
+class _Pass:
+    """One decoding pass over a file: what it saw go wrong, and how many packets held data."""
 
-    A packet the decoder rejects is logged and skipped (the frame does not exist, as for any
-    decoder); a container that ends early or breaks is logged as truncated after the last good
-    frame. Raises VideoError when the file cannot be opened or yields no frame at all.
-    """
-    log = log if log is not None else DecodeLog()
+    errors: list[str] = field(default_factory=list)
+    truncated: str | None = None
+    packets: int = 0
+
+
+def _frames(path: Path, threaded: bool, seen: _Pass) -> Iterator[tuple[Any, int | None, float]]:
+    """(frame, pts, time base) in decode order; packet errors and a broken stream go into `seen`."""
     container, stream = open_video(path)
-    stream.thread_type = "AUTO"  # frame threading: same frames, same order, faster
+    if threaded:
+        stream.thread_type = "AUTO"  # frame threading: same frames, same order, faster
     time_base = float(stream.time_base) if stream.time_base else 0.0
-    fps = float(stream.average_rate or stream.guessed_rate or 0)
     index = 0
     with container:
         packets = container.demux(stream)
@@ -164,22 +184,58 @@ def decode(path: Path, stride: int = 1, log: DecodeLog | None = None) -> Iterato
             except StopIteration:
                 break
             except av.error.FFmpegError as err:
-                log.truncated = f"stream ends in error after frame {index - 1}: {err}"
+                seen.truncated = f"stream ends in error after frame {index - 1}: {err}"
                 break
+            seen.packets += packet.size > 0
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as err:
-                log.errors.append(f"undecodable packet after frame {index - 1}: {err}")
+                seen.errors.append(f"undecodable packet after frame {index - 1}: {err}")
                 continue
             for frame in frames:
-                if index % stride == 0:
-                    pts = frame.pts
-                    t = pts * time_base if pts is not None and time_base else (index / fps if fps else 0.0)
-                    yield DecodedFrame(index, pts, float(t), frame.to_ndarray(format="bgr24"))
+                yield frame, frame.pts, time_base
                 index += 1
-    log.frames = index
+
+
+def decode(path: Path, stride: int = 1, log: DecodeLog | None = None) -> Iterator[DecodedFrame]:
+    """Every `stride`-th frame, in decode order, with its index among ALL frames.
+
+    A packet the decoder rejects is logged and skipped (the frame does not exist, as for any
+    decoder); a container that ends early or breaks is logged as truncated after the last good
+    frame. Decoding is frame-threaded for speed; a threaded decoder that meets damage can drop
+    the frames it holds in flight and swallow the error, so a damaged-looking pass (an error, a
+    broken stream, fewer frames than packets with data) is followed by a single-threaded pass
+    that yields the frames the first one lost and records what went wrong. Raises VideoError
+    when the file cannot be opened or yields no frame at all.
+    """
+    log = log if log is not None else DecodeLog()
+    fps = 0.0
+    with contextlib.suppress(VideoError):
+        info = probe(path)
+        fps = info.fps
+    index = 0
+    seen = _Pass()
+    for frame, pts, time_base in _frames(path, threaded=True, seen=seen):
+        if index % stride == 0:
+            yield _decoded(frame, index, pts, time_base, fps)
+        index += 1
+    if seen.errors or seen.truncated or index < seen.packets:
+        again = _Pass()
+        count = 0
+        for frame, pts, time_base in _frames(path, threaded=False, seen=again):
+            if count >= index and count % stride == 0:
+                yield _decoded(frame, count, pts, time_base, fps)
+            count += 1
+        index = max(index, count)
+        seen = again if (again.errors or again.truncated or count > 0) else seen
+    log.errors, log.truncated, log.frames = list(seen.errors), seen.truncated, index
     if index == 0:
         raise VideoError("no decodable frame" + (f" ({log.errors[0]})" if log.errors else ""))
+
+
+def _decoded(frame: Any, index: int, pts: int | None, time_base: float, fps: float) -> DecodedFrame:
+    t = pts * time_base if pts is not None and time_base else (index / fps if fps else 0.0)
+    return DecodedFrame(index, pts, float(t), frame.to_ndarray(format="bgr24"))
 
 
 # ----- exact frame access -----------------------------------------------------------------------

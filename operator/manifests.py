@@ -169,6 +169,11 @@ def _pod_spec(
     return spec
 
 
+def _max_failed_indexes(run: ActiveLearningRun, n_videos: int) -> int:
+    limit = run.spec.input.failed_videos_limit(n_videos)
+    return n_videos if limit is None else min(n_videos, limit)
+
+
 def build_job(
     run: ActiveLearningRun, run_uid: str, namespace: str, stage: str, image: str, n_videos: int
 ) -> dict[str, Any]:
@@ -192,7 +197,8 @@ def build_job(
                 "backoffLimitPerIndex": resources.backoff_limit_per_index
                 if resources.backoff_limit_per_index is not None
                 else 1,
-                "maxFailedIndexes": n_videos,  # every video may fail on its own; the operator judges the run
+                # each video may fail on its own up to spec.input.maxFailedVideos; past it the Job stops
+                "maxFailedIndexes": _max_failed_indexes(run, n_videos),
                 "podFailurePolicy": {
                     "rules": [
                         {

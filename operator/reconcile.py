@@ -139,12 +139,14 @@ def decide(
     jobs: dict[str, dict[str, Any]],
     summaries: dict[str, dict[str, Any]] | None = None,
     failed_videos: dict[int, dict[str, str]] | None = None,
+    max_failed_videos: int | None = None,
 ) -> Decision:
     """The next step of a run from its current status and children.
 
     `jobs` maps stage → the Job found for it; `summaries` maps stage → the JSON summary its pod
     left as termination message (the list Job's video count, a failure's error, the export's
-    results); `failed_videos` maps a failed inference index → {name, reason} from its pod.
+    results); `failed_videos` maps a failed inference index → {name, reason} from its pod;
+    `max_failed_videos` is how many videos may fail (None: all but every one).
     """
     summaries = summaries or {}
     status = {k: v for k, v in status.items()}
@@ -181,6 +183,12 @@ def decide(
                 "failed": len(progress.failed),
                 "failedVideos": _failed_videos(progress.failed, failed_videos or {}),
             }
+            if max_failed_videos is not None and len(progress.failed) > max_failed_videos:
+                message = (
+                    f"{len(progress.failed)} of {total} videos failed, more than spec.input.maxFailedVideos "
+                    f"allows ({max_failed_videos})"
+                )
+                return fail(status, Reason.TOO_MANY_VIDEOS_FAILED, message, generation)
             if not progress.finished:
                 status["phase"] = stage.phase
                 _suspended(job, status)

@@ -13,11 +13,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from framesift.api.defaults import apply_defaults
 from framesift.api.errors import ManifestError
-from framesift.api.manifest import parse_run
+from framesift.api.manifest import parse_run, safe_load
 from framesift.api.models import ActiveLearningRun
 from framesift.api.vocabulary import (
     ANNOTATION_SPEC_GENERATION,
@@ -39,6 +37,7 @@ from framesift.operator.reconcile import (
     fail,
     infer_progress,
     job_condition,
+    listed_videos,
     set_condition,
 )
 
@@ -56,7 +55,7 @@ class Snapshot:
 
 def _snapshot(configmap: dict[str, Any]) -> Snapshot:
     data = configmap.get("data") or {}
-    run = parse_run(yaml.safe_load(data["run.yaml"]), f"ConfigMap {configmap['metadata']['name']}")
+    run = parse_run(safe_load(data["run.yaml"]), f"ConfigMap {configmap['metadata']['name']}")
     generation = (configmap["metadata"].get("annotations") or {}).get(ANNOTATION_SPEC_GENERATION)
     return Snapshot(run, int(generation) if generation else None)
 
@@ -156,7 +155,9 @@ class Reconciler:
         metrics.observe_jobs(jobs)
         summaries, failed_videos = self._pod_reports(namespace, jobs, status)
         stages = stages_for(run.spec.selection is not None)
-        decision = decide(stages, status, generation, configmap is not None, jobs, summaries, failed_videos)
+        total = listed_videos(status, summaries) or 0
+        limit = run.spec.input.failed_videos_limit(total)
+        decision = decide(stages, status, generation, configmap is not None, jobs, summaries, failed_videos, limit)
         if not decision.status and not decision.create:
             return status.get("phase"), False
 

@@ -36,8 +36,13 @@ def _structural(schema: dict[str, Any]) -> dict[str, Any]:
     if variants is not None:
         non_null = [v for v in variants if v.get("type") != "null"]
         nullable = len(non_null) != len(variants)
-        # A real union (any-typed values) keeps whatever is given.
-        out = _structural(non_null[0]) if len(non_null) == 1 else {"x-kubernetes-preserve-unknown-fields": True}
+        # A real union (any-typed values) keeps whatever is given; int | str is Kubernetes' own.
+        if {v.get("type") for v in non_null} == {"integer", "string"}:
+            out = {"x-kubernetes-int-or-string": True}
+        elif len(non_null) == 1:
+            out = _structural(non_null[0])
+        else:
+            out = {"x-kubernetes-preserve-unknown-fields": True}
         if nullable:
             out["nullable"] = True
         if "description" in schema:

@@ -7,7 +7,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
+from framesift.api.manifest import safe_load
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def apply_defaults(document: dict[str, Any], defaults: dict[str, Any] | None) ->
 def load_defaults(path: str | Path | None) -> dict[str, Any] | None:
     if not path:
         return None
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    data = safe_load(Path(path).read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: run defaults must be a mapping (a partial ActiveLearningRun spec)")
     return data

@@ -18,6 +18,31 @@ def parse_run(document: Any, source: str) -> ActiveLearningRun:
     return run
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors' aliases: a 1 KB manifest of nested aliases expands to millions of
+    entries (gigabytes, minutes). Manifests never need them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "YAML aliases (*name) are not allowed in framesift manifests: write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+def safe_load_all(text: str) -> list[Any]:
+    """Every YAML document in the text, refusing aliases."""
+    return list(yaml.load_all(text, Loader=_NoAliasLoader))
+
+
+def safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=_NoAliasLoader)
+
+
 def load_run(path: str | Path) -> ActiveLearningRun:
     """Read the one ActiveLearningRun in a YAML file (other documents are ignored)."""
     source = str(path)
@@ -26,7 +51,7 @@ def load_run(path: str | Path) -> ActiveLearningRun:
     except OSError as err:
         raise ManifestError(source, [f"cannot read the file: {err.strerror}"]) from None
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = [d for d in safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:
         raise ManifestError(source, [f"not valid YAML: {err}"]) from None
     runs = [d for d in documents if isinstance(d, dict) and d.get("kind") == KIND]

@@ -82,6 +82,33 @@ class InputSpec(Location):
     relevant_filenames: list[str] | None = Field(
         default=None, description="only these videos (paths below uri), like LightlyOne's relevant_filenames"
     )
+    max_failed_videos: int | str | None = Field(
+        default=None,
+        description=(
+            "the run fails when more videos than this fail: a count (3) or a share of the videos ('10%'); "
+            "unset: it fails only when every video fails"
+        ),
+    )
+
+    @field_validator("max_failed_videos")
+    @classmethod
+    def _count_or_share(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("a count of videos must be ≥ 0")
+        if isinstance(value, str):
+            match = re.fullmatch(r"(\d+(?:\.\d+)?)%", value.strip())
+            if not match or float(match[1]) > 100:
+                raise ValueError(f"{value!r}: give a count (3) or a percentage from 0% to 100% ('10%')")
+        return value
+
+    def failed_videos_limit(self, total: int) -> int | None:
+        """How many videos may fail before the run fails (None: all but every one)."""
+        value = self.max_failed_videos
+        if value is None:
+            return None
+        if isinstance(value, int):
+            return value
+        return int(float(value.strip().rstrip("%")) * total / 100)
 
 
 class OutputSpec(Location):
@@ -260,6 +287,26 @@ class RunSpec(ApiModel):
     export: ExportSpec = Field(default_factory=ExportSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     image: str | None = Field(default=None, description="framesift image for this run's Jobs (else the operator's)")
+
+    @model_validator(mode="after")
+    def _balance_targets_name_kept_classes(self) -> RunSpec:
+        """Checked before any inference: a class the model keeps no box of can never be balanced."""
+        if self.selection is None or not self.model.classes:
+            return self
+        kept = set(self.model.classes)
+        for i, entry in enumerate(self.selection.strategies):
+            target = getattr(entry.strategy, "target", None)
+            inp = entry.input
+            is_classes = (
+                getattr(inp, "name", None) == "CLASS_DISTRIBUTION" and getattr(inp, "task", None) == self.model.task
+            )
+            unknown = sorted(set(target or {}) - kept - {"other"}) if is_classes else []
+            if unknown:
+                raise ValueError(
+                    f"selection.strategies[{i}].strategy.target names {unknown}, which spec.model.classes does not "
+                    f"keep (it keeps {sorted(kept)}): add them to model.classes or drop them from the target"
+                )
+        return self
 
 
 class ObjectMeta(BaseModel):

@@ -40,6 +40,7 @@ class Reason(StrEnum):
     INPUT_UNAVAILABLE = "InputUnavailable"
     LIST_FAILED = "ListFailed"
     ALL_VIDEOS_FAILED = "AllVideosFailed"
+    TOO_MANY_VIDEOS_FAILED = "TooManyVideosFailed"
     INFER_FAILED = "InferFailed"
     CONVERT_FAILED = "ConvertFailed"
     SELECT_FAILED = "SelectFailed"
@@ -65,6 +66,9 @@ REASONS: dict[Reason, ReasonInfo] = {
     ),
     Reason.LIST_FAILED: ReasonInfo("the list Job finished without saying how many videos it found", True, "list"),
     Reason.ALL_VIDEOS_FAILED: ReasonInfo("inference failed for every video", True, "infer"),
+    Reason.TOO_MANY_VIDEOS_FAILED: ReasonInfo(
+        "more videos failed than spec.input.maxFailedVideos allows", True, "infer"
+    ),
     Reason.INFER_FAILED: ReasonInfo("the inference Job failed as a whole", True, "infer"),
     Reason.CONVERT_FAILED: ReasonInfo("the conversion/upload Job failed", True, "convert"),
     Reason.SELECT_FAILED: ReasonInfo("the selection Job failed", True, "select"),

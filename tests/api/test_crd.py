@@ -23,7 +23,8 @@ def _walk(schema: dict, path: str = "") -> list[str]:
             bad.append(f"{path}:{key}")
     if "properties" in schema and schema.get("additionalProperties") is False:
         bad.append(f"{path}:additionalProperties")
-    if not schema.get("type") and not schema.get("x-kubernetes-preserve-unknown-fields") and "enum" not in schema:
+    untyped_ok = schema.get("x-kubernetes-preserve-unknown-fields") or schema.get("x-kubernetes-int-or-string")
+    if not schema.get("type") and not untyped_ok and "enum" not in schema:
         bad.append(f"{path}:no type")
     for name, sub in schema.get("properties", {}).items():
         bad += _walk(sub, f"{path}.{name}")

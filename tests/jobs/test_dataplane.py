@@ -137,6 +137,7 @@ def test_bad_videos_are_listed_and_the_others_complete(tmp_path: Path) -> None:
     assert " ok " in lines["a_good.mp4"]
     assert " failed " in lines["b_garbage.avi"] and " failed " in lines["c_truncated.mp4"]
     assert "2 video(s) failed" in result.stdout
+    assert "[Errno" not in result.stdout + result.stderr  # said in words, once; the raw error stays in the record
     preds = list((tmp_path / "out/.lightly/predictions/yolov8_detection").glob("a_good-*.json"))
     assert len(preds) == 30
     job = framesift("job", "infer", "--run", str(run_file), "--index", "1", "--no-progress")

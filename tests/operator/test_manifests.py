@@ -258,3 +258,11 @@ def test_plan_without_credentials_says_which_numbers_are_placeholders() -> None:
     assert "spec.input.uri 'videos/' is a path on this machine" in sized.stderr  # relative paths cannot work in pods
     helptext = subprocess.run([exe, "plan", "--help"], capture_output=True, text=True).stdout
     assert "--image" in helptext and "the image the stage Jobs run" in helptext and "namespace of the run" in helptext
+
+
+def test_max_failed_videos_bounds_the_inference_jobs_failed_indexes() -> None:
+    doc = yaml.safe_load((REPO / "examples" / "pedestrians.yaml").read_text())
+    for value, expected in ((None, 30), (4, 4), ("10%", 3), (0, 0), (99, 30)):
+        doc["spec"]["input"]["maxFailedVideos"] = value
+        job = build_job(parse_run(doc, "t"), "u", "ml", "infer", "img", 30)
+        assert job["spec"]["maxFailedIndexes"] == expected

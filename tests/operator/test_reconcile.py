@@ -132,3 +132,12 @@ def test_suspended_jobs_wait_for_kueue() -> None:
     infer = {"metadata": {"name": "r-infer"}, "spec": {"suspend": True}, "status": {}}
     d = decide(STAGES, INFERRING, 1, True, {"list": done(), "infer": infer})
     assert d.create == [] and "waiting for admission" in d.status["message"]
+
+
+def test_more_failed_videos_than_allowed_fails_the_run() -> None:
+    infer = job(completedIndexes="0", failedIndexes="1-2")
+    d = decide(STAGES, INFERRING, 1, True, {"list": done(), "infer": infer}, {}, {}, max_failed_videos=1)
+    cond = next(c for c in d.status["conditions"] if c["type"] == "Failed")
+    assert cond["reason"] == "TooManyVideosFailed" and "2 of 3 videos failed" in d.status["message"]
+    ok = decide(STAGES, INFERRING, 1, True, {"list": done(), "infer": infer}, {}, {}, max_failed_videos=2)
+    assert ok.status["phase"] == "Converting"  # two failures are allowed: the run goes on

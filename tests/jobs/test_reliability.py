@@ -1,0 +1,166 @@
+"""Failure modes found by trying to break runs (docs/reliability.md): each reproduced here first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import yaml
+
+from framesift.api.errors import ManifestError
+from framesift.api.manifest import load_run, parse_run
+from framesift.jobs.model import ModelError, resolve_weights
+from framesift.jobs.video import DecodeLog, decode
+from tests.helpers import free_port, manifest, synthetic_video, write_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def framesift(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).parent / "framesift")
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, timeout=600, env=env or dict(os.environ), cwd=cwd
+    )
+
+
+def faststart_video(path: Path, frames: int = 120) -> Path:
+    """An MP4 with its index at the front (as streaming tools write them): a cut keeps it openable."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "+faststart"}) as out:
+        stream = out.add_stream("libx264", rate=25)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def single_threaded_frames(path: Path) -> tuple[int, list[str]]:
+    """The reference: PyAV's plain single-threaded decode, every error kept."""
+    errors: list[str] = []
+    count = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                try:
+                    count += len(packet.decode())
+                except av.error.FFmpegError as err:
+                    errors.append(str(err))
+        except av.error.FFmpegError as err:
+            errors.append(str(err))
+    return count, errors
+
+
+@pytest.mark.parametrize("share", [0.5, 0.3])
+def test_a_truncated_video_keeps_every_decodable_frame_and_says_why(tmp_path: Path, share: float) -> None:
+    data = faststart_video(tmp_path / "full.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * share)])
+    expected, errors = single_threaded_frames(cut)
+    assert errors and 0 < expected < 120  # the damage is real
+    log = DecodeLog()
+    indices = [f.index for f in decode(cut, 1, log)]
+    assert indices == list(range(expected)) and log.frames == expected
+    assert log.errors or log.truncated  # recorded on the video, not hidden
+    assert [f.index for f in decode(cut, 7)] == list(range(0, expected, 7))  # stride over the same frames
+
+
+def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
+    doc = """apiVersion: framesift.dev/v1alpha1
+kind: ActiveLearningRun
+metadata: {name: bomb}
+spec:
+  input: {uri: videos/}
+  output: {uri: out/}
+  model: {weights: yolov8n.yaml}
+  a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+"""
+    (tmp_path / "run.yaml").write_text(doc)
+    with pytest.raises(ManifestError, match=r"YAML aliases \(\*name\) are not allowed"):
+        load_run(tmp_path / "run.yaml")
+
+
+def test_videos_sharing_a_lightlyone_name_fail_at_listing_before_inference(tmp_path: Path) -> None:
+    (tmp_path / "videos").mkdir()
+    synthetic_video(tmp_path / "videos" / "cam.mp4", frames=5, codec="libx264")
+    synthetic_video(tmp_path / "videos" / "cam.mov", frames=5, codec="libx264")
+    run_file = write_manifest(tmp_path / "run.yaml", manifest("clash", "videos/", "out/"))
+    result = framesift("run", str(run_file), "--no-progress")
+    assert result.returncode == 2, result.stderr
+    assert "cam.mov and cam.mp4" in result.stderr and "spec.input.exclude" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / ".framesift" / "videos").exists()  # nothing was inferred
+
+
+def test_s3_unreachable_is_one_clear_line(tmp_path: Path) -> None:
+    doc = manifest("down", "s3://in/videos/", "s3://out/lightly/")
+    run_file = write_manifest(tmp_path / "run.yaml", doc)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        AWS_ACCESS_KEY_ID="k",
+        AWS_SECRET_ACCESS_KEY="s",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_MAX_ATTEMPTS="2",
+    )
+    for args in (("job", "convert", "--run", str(run_file)), ("run", str(run_file))):
+        result = framesift(*args, "--no-progress", env=env)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr[-2000:]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        bucket = "s3://out/lightly/" if args[0] == "job" else "s3://in/videos"  # a run lists its input first
+        assert len(errors) == 1 and bucket in errors[0] and "did not answer" in errors[0], errors
+
+
+def test_max_failed_videos_decides_when_a_run_fails(tmp_path: Path) -> None:
+    (tmp_path / "videos").mkdir()
+    synthetic_video(tmp_path / "videos" / "a.mp4", frames=5, codec="libx264")
+    (tmp_path / "videos" / "b.mp4").write_bytes(b"not a video at all" * 100)
+    strict = write_manifest(
+        tmp_path / "strict.yaml", manifest("strict", "videos/", "out/", input={"maxFailedVideos": 0})
+    )
+    result = framesift("run", str(strict), "--no-progress")
+    assert result.returncode == 1 and "1 of 2 videos failed (b.mp4)" in result.stderr, result.stderr
+    assert any(line.split()[:2] == ["b.mp4", "failed"] for line in result.stdout.splitlines())  # table still shown
+    lenient = write_manifest(tmp_path / "ok.yaml", manifest("ok", "videos/", "out/", input={"maxFailedVideos": "50%"}))
+    assert framesift("run", str(lenient), "--no-progress").returncode == 0
+    with pytest.raises(ManifestError, match="percentage"):
+        parse_run(manifest("x", "v/", "o/", input={"maxFailedVideos": "150%"}), "test")
+
+
+def test_preflight_refuses_what_it_can_before_inference(tmp_path: Path) -> None:
+    seed = yaml.safe_load((REPO / "examples" / "pedestrians.yaml").read_text())
+    seed["spec"]["model"]["classes"] = {"person": 0, "car": 2}  # bicycle is in the BALANCE target
+    with pytest.raises(ManifestError, match=r"strategies\[1\]\.strategy\.target names \['bicycle'\]"):
+        parse_run(seed, "test")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "best.pt").write_bytes(b"x")
+    with pytest.raises(ModelError, match=r"is a folder: name the \.pt file inside it"):
+        resolve_weights(str(tmp_path / "weights"))
+    run_file = write_manifest(tmp_path / "run.yaml", manifest("gone", "no-such-folder/", "out/"))
+    result = framesift("run", str(run_file), "--no-progress")
+    assert result.returncode == 2 and "does not exist" in result.stderr and "no videos match" not in result.stderr
+
+
+def test_hidden_videos_are_counted_not_silently_skipped(tmp_path: Path) -> None:
+    (tmp_path / "videos" / ".trash").mkdir(parents=True)
+    synthetic_video(tmp_path / "videos" / "a.mp4", frames=5, codec="libx264")
+    synthetic_video(tmp_path / "videos" / ".trash" / "b.mp4", frames=5, codec="libx264")
+    result = framesift("run", str(write_manifest(tmp_path / "run.yaml", manifest("h", "videos/", "out/"))))
+    assert result.returncode == 0, result.stderr
+    assert "1 skipped (a path part starts with '.')" in result.stdout
+    assert ".trash/b.mp4" in result.stderr
