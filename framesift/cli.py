@@ -294,6 +294,7 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
     from framesift.jobs.collect import StageOrderError
     from framesift.jobs.context import InputError
     from framesift.jobs.formats.lightly import FormatError
+    from framesift.jobs.lease import LeaseHeld
     from framesift.jobs.model import ModelError
     from framesift.jobs.select import SelectorUnavailable
     from framesift.jobs.selection.sources import SourceError
@@ -309,7 +310,7 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
         return func(args)
     except (ManifestError, InputError, ModelError, SourceError, FormatError, SelectorUnavailable) as err:
         return failed(err, ExitCode.USAGE)
-    except (StorageError, StageOrderError) as err:
+    except (StorageError, StageOrderError, LeaseHeld) as err:
         return failed(err, ExitCode.FAILURE)
     except KeyboardInterrupt:
         print("interrupted: finished videos are kept; run again to continue", file=sys.stderr)

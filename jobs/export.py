@@ -26,7 +26,7 @@ from framesift.jobs.context import RunContext
 from framesift.jobs.formats import coco, labelstudio
 from framesift.jobs.formats.detections import Box, FrameRecord
 from framesift.jobs.results import VideoResults
-from framesift.jobs.storage import cache_dir
+from framesift.jobs.storage import process_temp_dir
 from framesift.jobs.video import extract_frames
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _write_frames(ctx: RunContext, by_video: dict[str, list[dict[str, Any]]], re
     for video, picks in by_video.items():
         res = results[video]
         local = ctx.input.local_path(video)
-        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="export-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_temp_dir(), prefix="export-") as tmp:
             path = local if local is not None else ctx.input.download(video, Path(tmp) / Path(video).name)
             names = {p["frameIndex"]: p["fileName"] for p in picks}
             items = []

@@ -26,7 +26,7 @@ from framesift.jobs import results
 from framesift.jobs.context import RunContext
 from framesift.jobs.model import FrameDetections, LoadedModel, OnePassDetector, load_model, weights_fingerprint
 from framesift.jobs.quality import frame_quality
-from framesift.jobs.storage import ObjectInfo, cache_dir
+from framesift.jobs.storage import ObjectInfo, process_temp_dir
 from framesift.jobs.video import DecodedFrame, DecodeLog, VideoError, decode, probe
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def _fetch(ctx: RunContext, video: ObjectInfo) -> tuple[Path, bool]:
     local = ctx.input.local_path(video.key)
     if local is not None:
         return local, False
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix="video-")) / Path(video.key).name
+    tmp = Path(tempfile.mkdtemp(dir=process_temp_dir(), prefix="video-")) / Path(video.key).name
     ctx.input.download(video.key, tmp)
     return tmp, True
 
@@ -263,7 +263,7 @@ def infer_video(ctx: RunContext, index: int, holder: ModelHolder, progress_facto
         path, temporary = _fetch(ctx, video)
         info = probe(path)
         dlog = DecodeLog()
-        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="results-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_temp_dir(), prefix="results-") as tmp:
             frames_file, dets_file = Path(tmp) / "frames.parquet", Path(tmp) / "detections.parquet"
             total = info.header_frames // spec.model.frame_stride if info.header_frames else None
             sink = ResultSink(frames_file, dets_file)

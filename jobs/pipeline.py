@@ -22,6 +22,7 @@ from framesift.jobs.context import RunContext, freeze_video_list
 from framesift.jobs.convert import ConvertOutcome, convert
 from framesift.jobs.export import run_export
 from framesift.jobs.infer import ModelHolder, VideoOutcome, infer_video
+from framesift.jobs.lease import RunLease
 from framesift.jobs.model import resolve_weights
 from framesift.jobs.progress import format_table, video_bar
 from framesift.jobs.results import read_frame_column
@@ -49,6 +50,7 @@ def preflight(ctx: RunContext) -> None:
     check_engine(ctx.run)
     _ = ctx.videos
     ctx.output.check_writable()
+    ctx.output.clean_scratch()
     resolve_weights(ctx.run.spec.model.weights, ctx.base_dir)
 
 
@@ -140,12 +142,13 @@ def run_local(ctx: RunContext, show_progress: bool = True) -> RunSummary:
     summary so far is on the exception)."""
     summary = RunSummary()
     preflight(ctx)
-    for stage in stages_for(ctx.run.spec.selection is not None):
-        started = time.monotonic()
-        STAGE_RUNNERS[stage.name](ctx, summary, show_progress)
-        summary.stage_seconds[stage.name] = time.monotonic() - started
-        if stage.name == "infer":
-            check_failed_videos(ctx, summary)
+    with RunLease(ctx):  # one process per run name and output at a time
+        for stage in stages_for(ctx.run.spec.selection is not None):
+            started = time.monotonic()
+            STAGE_RUNNERS[stage.name](ctx, summary, show_progress)
+            summary.stage_seconds[stage.name] = time.monotonic() - started
+            if stage.name == "infer":
+                check_failed_videos(ctx, summary)
     return summary
 
 

@@ -65,6 +65,7 @@ def stage_summary(ctx: RunContext, stage: str, summary: RunSummary) -> dict[str,
 
 def run_job(stage: str, run_file: str, index: int | None, video_list: str | None, show_progress: bool) -> int:
     ctx = load_context(run_file, video_list, stored_list=stage != "list")
+    ctx.output.clean_scratch()
     if stage not in {s.name for s in stages_for(ctx.run.spec.selection is not None)}:
         print(f"error: stage {stage} is not available for this run", file=sys.stderr)
         return ExitCode.USAGE

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -107,6 +108,14 @@ class Storage:
             for future in [pool.submit(self.write_bytes, k, d, content_type) for k, d in items]:
                 future.result()
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Write `key` only if it does not exist (atomically); False when it already does."""
+        raise NotImplementedError
+
+    def clean_scratch(self) -> None:
+        """Remove what killed writers left in the output's scratch folder (and, from older
+        versions, `.<name>.tmp-*` files inside published folders). Local outputs only."""
+
     def check_writable(self) -> None:
         """Fail before any expensive work when the location cannot be written."""
         probe = join_key(".framesift", "probes", f"write-probe-{os.getpid()}-{threading.get_ident()}")
@@ -128,6 +137,29 @@ class LocalStorage(Storage):
         if path != self.root and self.root not in path.parents:
             raise StorageError(f"key {key!r} leaves {self.uri}")
         return path
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
+        except FileExistsError:
+            return False
+        except OSError as err:
+            raise StorageError(f"cannot write {self.url(key)}: {err.strerror or err}") from err
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return True
+
+    def clean_scratch(self) -> None:
+        scratch = self.root / ".framesift" / "tmp"
+        for tmp in scratch.glob("*.tmp-*") if scratch.is_dir() else []:
+            pid = tmp.name.split(".tmp-", 1)[1].split("-", 1)[0]
+            if not (pid.isdigit() and _pid_alive(int(pid))):
+                tmp.unlink(missing_ok=True)
+        for stale in self.root.glob(".lightly/**/.*.tmp-*"):
+            if time.time() - stale.stat().st_mtime > 3600:  # an older version's litter
+                stale.unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self._path(prefix)
@@ -177,10 +209,15 @@ class LocalStorage(Storage):
         return self._path(key)
 
     def _publish(self, key: str, write: Any) -> None:
+        # Written beside the output's own folders (same filesystem: the rename is atomic), never in
+        # the published folder: a kill mid-write leaves nothing where readers look (the LightlyOne
+        # Worker reads every file of .lightly/predictions/<task>/).
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+            scratch = self.root / ".framesift" / "tmp"
+            scratch.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.tmp-{os.getpid()}-", dir=scratch)
             try:
                 os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files get the usual mode
                 with os.fdopen(fd, "wb") as handle:
@@ -344,6 +381,21 @@ class S3Storage(Storage):
         except Exception as err:
             raise self._error("upload", key, err) from err
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """A conditional PUT (If-None-Match: *): AWS S3 and current S3-compatible servers refuse it
+        with 412 when the object exists."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise self._error("write", key, err) from err
+        except Exception as err:
+            raise self._error("write", key, err) from err
+        return True
+
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -397,6 +449,31 @@ def cache_dir() -> Path:
     root = Path(os.environ.get("FRAMESIFT_CACHE", Path.home() / ".cache" / "framesift"))
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def process_temp_dir() -> Path:
+    """This process's scratch folder in the cache (`tmp/pid-<pid>`): downloaded videos, results
+    before upload, frames before export. A process killed with SIGKILL cannot clean up after
+    itself, so each start removes the folders of processes that no longer exist."""
+    root = cache_dir() / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in root.glob("pid-*"):
+        pid = folder.name.removeprefix("pid-")
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    mine = root / f"pid-{os.getpid()}"
+    mine.mkdir(exist_ok=True)
+    return mine
 
 
 def _inner_code(err: Exception) -> str:

@@ -164,3 +164,100 @@ def test_hidden_videos_are_counted_not_silently_skipped(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "1 skipped (a path part starts with '.')" in result.stdout
     assert ".trash/b.mp4" in result.stderr
+
+
+def test_a_killed_writer_leaves_nothing_where_readers_look(tmp_path: Path) -> None:
+    """SIGKILL in the middle of publishing a prediction file: the task folder (which the LightlyOne
+    Worker reads whole) stays clean; the next run's clean-up removes the scratch file."""
+    import signal
+
+    out = tmp_path / "out"
+    code = f"""
+import time
+from pathlib import Path
+from framesift.jobs.storage import LocalStorage
+def slow(handle):
+    handle.write(b"{{")
+    handle.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+LocalStorage(Path({str(out)!r}))._publish(".lightly/predictions/task/clip-1-mp4.json", slow)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    published = out / ".lightly" / "predictions" / "task"
+    assert published.is_dir() and list(published.iterdir()) == []
+    scratch = list((out / ".framesift" / "tmp").iterdir())
+    assert len(scratch) == 1
+    from framesift.jobs.storage import LocalStorage
+
+    LocalStorage(out).clean_scratch()
+    assert list((out / ".framesift" / "tmp").iterdir()) == []
+
+
+def test_scratch_folders_of_dead_processes_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framesift.jobs.storage import process_temp_dir
+
+    monkeypatch.setenv("FRAMESIFT_CACHE", str(tmp_path / "cache"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / "cache" / "tmp" / f"pid-{dead.stdout.strip()}" / "results-x"
+    stale.mkdir(parents=True)
+    (stale / "frames.parquet").write_bytes(b"x" * 1000)
+    mine = process_temp_dir()
+    assert mine.name == f"pid-{os.getpid()}" and mine.is_dir()
+    assert not stale.parent.exists()  # the killed process's downloads and results are gone
+
+
+def test_two_runs_of_one_name_on_one_output_do_not_mix(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "videos").mkdir()
+    synthetic_video(tmp_path / "videos" / "a.mp4", frames=240, codec="libx264")
+    selection = {"strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    first = write_manifest(
+        tmp_path / "a.yaml", manifest("same", "videos/", "out/", selection={**selection, "n_samples": 12})
+    )
+    second = write_manifest(
+        tmp_path / "b.yaml", manifest("same", "videos/", "out/", selection={**selection, "n_samples": 5})
+    )
+    exe = str(Path(sys.executable).parent / "framesift")
+    running = subprocess.Popen(
+        [exe, "run", str(first), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lease = tmp_path / "out" / ".framesift" / "runs" / "same" / "lease.json"
+    deadline = time.monotonic() + 120
+    while not lease.exists() and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lease.exists(), "the first run never took its lease"
+    refused = framesift("run", str(second), "--no-progress")
+    out, err = running.communicate(timeout=600)
+    assert running.returncode == 0, err
+    assert refused.returncode == 1 and "is being run by" in refused.stderr, refused.stderr
+    assert "12 frames done" in out and not lease.exists()  # released at the end
+    again = framesift("run", str(second), "--no-progress")  # now it may, and its spec is its own
+    assert again.returncode == 0 and "5 frames done" in again.stdout, again.stderr
+    import json
+
+    assert len(json.loads((tmp_path / "out" / "runs" / "same" / "selected.json").read_text())["selected"]) == 5
+
+
+def test_an_expired_lease_is_taken_over(tmp_path: Path) -> None:
+    import json
+    import time
+
+    from framesift.jobs.context import load_context
+    from framesift.jobs.lease import LeaseHeld, RunLease
+
+    (tmp_path / "videos").mkdir()
+    ctx = load_context(write_manifest(tmp_path / "run.yaml", manifest("l", "videos/", "out/")))
+    held = RunLease(ctx)
+    held.acquire()
+    with pytest.raises(LeaseHeld, match="is being run by"):
+        RunLease(ctx).acquire()
+    held._stop.set()  # its holder "dies": no more renewals; age the lease past its expiry
+    ctx.output.write_text(held.key, json.dumps({"holder": "gone:1:x", "expires": time.time() - 1}))
+    with RunLease(ctx) as taken:
+        assert json.loads(ctx.output.read_text(taken.key))["holder"] == taken.holder
+    assert not ctx.output.exists(held.key)
