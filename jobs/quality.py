@@ -1,8 +1,12 @@
 """Per-frame quality: the `lightly.*` metadata keys and the corruptness check (SELECTION.md §5).
 
-- uniformRowRatio: share of pixel rows whose luma barely varies (standard deviation below
-  UNIFORM_ROW_STD), the grey or green stripes of broken decoding. Near-black rows that touch
-  the top or bottom edge are letterbox bars, not damage, and do not count.
+- uniformRowRatio: share of pixel rows whose luma barely varies, the grey or green stripes of
+  broken decoding. "Barely" is tied to the frame's own texture: a row's standard deviation below
+  a quarter of the frame's 90th-percentile row deviation, clamped to [1.5, 3.5] grey levels.
+  Damaged MPEG-4 bands carry compression noise (row std 1.5–3): in a textured frame the
+  tolerance is 3.5 and catches them; a dark or low-contrast scene, whose rows all vary little,
+  gets a tolerance near 1.5 and is not mistaken for damage. Near-black rows that touch the top
+  or bottom edge are letterbox bars, not damage, and do not count.
 - sharpness: variance of the Laplacian of the luma.
 - brightness: mean luma scaled to [0, 1].
 """
@@ -14,7 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-UNIFORM_ROW_STD = 1.5
+UNIFORM_ROW_STD_MIN, UNIFORM_ROW_STD_MAX = 1.5, 3.5  # grey levels
+UNIFORM_ROW_SHARE = 0.25  # of the frame's 90th-percentile row standard deviation
 LETTERBOX_MAX_LUMA = 20.0
 
 
@@ -33,7 +38,9 @@ def _edge_run(mask: np.ndarray) -> int:
 
 def uniform_row_ratio(gray: np.ndarray) -> float:
     rows = gray.astype(np.float32)
-    uniform = rows.std(axis=1) < UNIFORM_ROW_STD
+    std = rows.std(axis=1)
+    tolerance = float(np.clip(UNIFORM_ROW_SHARE * np.percentile(std, 90), UNIFORM_ROW_STD_MIN, UNIFORM_ROW_STD_MAX))
+    uniform = std < tolerance
     dark = rows.mean(axis=1) < LETTERBOX_MAX_LUMA
     bar = uniform & dark
     top, bottom = _edge_run(bar), _edge_run(bar[::-1])

@@ -261,3 +261,53 @@ def test_an_expired_lease_is_taken_over(tmp_path: Path) -> None:
     with RunLease(ctx) as taken:
         assert json.loads(ctx.output.read_text(taken.key))["holder"] == taken.holder
     assert not ctx.output.exists(held.key)
+
+
+def _through_mpeg4(images: list[np.ndarray], path: Path, qscale: int = 6) -> list[np.ndarray]:
+    """Encode and decode, so the test frames carry real compression noise."""
+    height, width = images[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt, stream.options = width, height, "yuv420p", {"qscale": str(qscale)}
+        for image in images:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return [f.image for f in decode(path)]
+
+
+def test_the_corruptness_check_sees_noisy_damage_and_spares_dark_scenes(real_videos: Path, tmp_path: Path) -> None:
+    """Damaged MPEG-4 frames: flat grey or green bands whose rows still vary by a few grey levels.
+    The default threshold (0.1) must flag them, and must not flag the real clips or dark scenes."""
+    import cv2
+
+    from framesift.jobs.quality import frame_quality
+
+    rng = np.random.default_rng(0)
+    clean = [f.image for f in decode(real_videos / "bikes.mp4", stride=25)]
+    clean += [f.image for f in decode(real_videos / "vtest.avi", stride=80)]
+
+    def damaged(image: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+        out = image.copy()
+        start = int(image.shape[0] * 0.7)  # the last 30 % of the frame lost
+        band = np.full(out[start:].shape, color, np.float32) + rng.normal(0, 3.5, out[start:].shape)
+        out[start:] = np.clip(band, 0, 255).astype(np.uint8)
+        return out
+
+    def dark(image: np.ndarray) -> np.ndarray:
+        return np.clip(image.astype(np.float32) * 0.12 + rng.normal(0, 1.0, image.shape), 0, 255).astype(np.uint8)
+
+    for name, make in (("bikes", lambda i: i), ("dark", dark)):
+        frames = _through_mpeg4([make(i) for i in clean if i.shape == clean[0].shape], tmp_path / f"{name}.avi")
+        ratios = [frame_quality(f).uniform_row_ratio for f in frames]
+        assert max(ratios) < 0.1, (name, max(ratios))
+    grey_green = [damaged(i, (128, 128, 128) if k % 2 else (0, 135, 0)) for k, i in enumerate(clean[:10])]
+    band_std = np.concatenate(
+        [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)[-20:].astype(np.float32).std(axis=1) for f in grey_green]
+    )
+    assert 1.5 <= float(np.median(band_std)) <= 3.5, np.median(band_std)  # noisy, as real damage is
+    assert (band_std >= 1.5).mean() > 0.9  # a fixed 1.5 grey-level tolerance (the old check) misses these rows
+    ratios = [frame_quality(f).uniform_row_ratio for f in grey_green]
+    assert min(ratios) > 0.25, ratios  # every damaged frame is well over the default threshold
