@@ -311,3 +311,90 @@ def test_the_corruptness_check_sees_noisy_damage_and_spares_dark_scenes(real_vid
     assert (band_std >= 1.5).mean() > 0.9  # a fixed 1.5 grey-level tolerance (the old check) misses these rows
     ratios = [frame_quality(f).uniform_row_ratio for f in grey_green]
     assert min(ratios) > 0.25, ratios  # every damaged frame is well over the default threshold
+
+
+@pytest.mark.slow
+def test_s3_faults_during_every_stage_change_nothing(
+    s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drill: a proxy injects 503 SlowDown, connection resets and latency into a share of the
+    connections during infer, convert, select and export. The run completes, and its results
+    equal a clean run's over the same videos."""
+    import json
+    from urllib.parse import urlparse
+
+    from framesift.api.models import Location
+    from framesift.jobs.storage import open_storage
+    from tests.faulty_proxy import FaultyProxy
+
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    source = s3_server.make_bucket()
+    videos = open_storage(Location(uri=f"s3://{source}/videos/", pathStyle=True, endpointUrl=s3_server.endpoint))
+    for name, seed in (("a.mp4", 1), ("b.mp4", 2)):
+        videos.upload_file(synthetic_video(tmp_path / name, frames=20, codec="libx264", seed=seed), name)
+    selection = {"n_samples": 8, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    up = urlparse(s3_server.endpoint)
+    proxy = FaultyProxy((str(up.hostname), int(up.port or 80)))
+    outputs = {}
+    try:
+        for label, endpoint in (("clean", s3_server.endpoint), ("faulty", proxy.endpoint)):
+            bucket = s3_server.make_bucket()
+            doc = manifest(label, f"s3://{source}/videos/", f"s3://{bucket}/out/", selection=selection)
+            env = {
+                **os.environ,
+                **s3_server.env(),
+                "AWS_ENDPOINT_URL": endpoint,
+                "FRAMESIFT_CACHE": str(tmp_path / label),
+            }
+            result = framesift("run", str(write_manifest(tmp_path / f"{label}.yaml", doc)), "--no-progress", env=env)
+            assert result.returncode == 0, result.stderr[-3000:]
+            outputs[label] = open_storage(
+                Location(uri=f"s3://{bucket}/out/", pathStyle=True, endpointUrl=s3_server.endpoint)
+            )
+    finally:
+        proxy.stop()
+    assert proxy.counts["slowdown"] and proxy.counts["reset"] and proxy.counts["latency"], proxy.counts
+    clean, faulty = outputs["clean"], outputs["faulty"]
+
+    def picks(store: object, run: str) -> list[str]:
+        doc = json.loads(store.read_text(f"runs/{run}/selected.json"))  # type: ignore[attr-defined]
+        return [s["fileName"] for s in doc["selected"]]
+
+    assert picks(faulty, "faulty") == picks(clean, "clean")
+    lightly = sorted(o.key for o in clean.list(".lightly"))
+    assert lightly == sorted(o.key for o in faulty.list(".lightly")) and len(lightly) > 40
+    for key in lightly:
+        assert faulty.read_bytes(key) == clean.read_bytes(key), key
+    assert len(list(faulty.list("frames"))) == 8
+    print("faults injected:", proxy.counts)
+
+
+def test_a_full_disk_gives_a_clear_error_and_publishes_nothing_half(tmp_path: Path) -> None:
+    """Drill: the output's disk fills up during a local run."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny tmpfs needs root (CI and the developers' machines run as root)")
+    import json
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"tmpfs cannot be mounted here: {mounted.stderr.decode().strip()}")
+    try:
+        (tmp_path / "videos").mkdir()
+        for name, seed in (("a.mp4", 1), ("b.mp4", 2)):
+            synthetic_video(tmp_path / "videos" / name, frames=60, codec="libx264", seed=seed)
+        result = framesift("run", str(write_manifest(tmp_path / "run.yaml", manifest("full", "videos/", str(disk)))))
+        assert result.returncode == 1, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "No space left on device" in errors[0], result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+        for marker in disk.glob(".framesift/videos/*/video.json"):  # every completion marker is whole
+            folder = marker.parent
+            assert json.loads(marker.read_text()) and (folder / "frames.parquet").stat().st_size > 0
+        assert not [p for p in disk.rglob("*") if p.is_file() and ".tmp-" in p.name]  # no half-written file
+        for prediction in disk.glob(".lightly/**/*.json"):
+            json.loads(prediction.read_text())
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

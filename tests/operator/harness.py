@@ -164,6 +164,10 @@ class Kubelet:
         self.started: set[str] = set()
         self.logs: list[Path] = []
         self.fail_stage: str | None = None  # make this stage's container exit 1 (a Job that fails outright)
+        # SIGKILL the first pod of this stage's index 0 a while after it starts (an OOM kill: exit 137)
+        self.kill_first: str | None = None
+        self.kill_after_s = 3.0
+        self.killed: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -319,10 +323,20 @@ class Kubelet:
             run_env[TERMINATION_LOG_ENV] = str(termination)  # where the container's terminationMessagePath is
             self.logs.append(log)
             pod = self._create_pod(job, name, index)
+            kill = (
+                self.kill_first == meta["labels"].get("framesift.dev/stage")
+                and index in (None, 0)
+                and not any(k.startswith(f"{meta['name']}-") for k in self.killed)
+            )
             with log.open("w") as out:
-                code = subprocess.run(
-                    command, env=run_env, stdout=out, stderr=subprocess.STDOUT, timeout=900
-                ).returncode
+                proc = subprocess.Popen(command, env=run_env, stdout=out, stderr=subprocess.STDOUT)
+                try:
+                    proc.wait(timeout=self.kill_after_s if kill else 900)
+                except subprocess.TimeoutExpired:
+                    proc.kill()  # SIGKILL, as the kernel's OOM killer does
+                    proc.wait()
+                    self.killed.append(name)
+                code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode  # -9 → 137
             message = termination.read_text() if termination.exists() else ""
             if not message and code != 0:  # terminationMessagePolicy: FallbackToLogsOnError
                 message = log.read_text()[-2048:]

@@ -283,3 +283,33 @@ def test_invalid_spec_and_spec_changes_show_in_status(cluster: Cluster, s3_serve
     assert cond["status"] == "True" and cond["observedGeneration"] == 2
     cm = next(c for c in cluster.configmaps(NS) if c["metadata"]["name"] == "change-config")
     assert "conf: 0.0001" in cm["data"]["run.yaml"]  # the Jobs keep the spec the run started with
+
+
+def test_an_inference_pod_killed_mid_video_is_retried_and_the_run_succeeds(
+    cluster: Cluster, s3_server, tmp_path: Path
+) -> None:
+    """Drill: the pod of index 0 is SIGKILLed mid-inference (exit 137, as an OOM kill); the Job
+    controller retries the index (backoffLimitPerIndex), the retry finishes, the run succeeds."""
+    long = synthetic_video(tmp_path / "a.mp4", frames=400, codec="libx264", seed=1)
+    short = synthetic_video(tmp_path / "b.mp4", frames=20, codec="libx264", seed=2)
+    src, dst = s3_server.make_bucket(), s3_server.make_bucket()
+    upload(s3_server, src, {"a.mp4": long, "b.mp4": short})
+    s3_credentials(cluster, s3_server)
+    cluster.kubelet.kill_first, cluster.kubelet.kill_after_s = "infer", 6.0
+    cluster.apply_run(NS, s3_run("oom", src, dst))
+    status = cluster.wait_phase(NS, "oom", ("Succeeded", "Failed"))["status"]
+    assert cluster.kubelet.killed, "the drill never killed a pod (it finished too fast)"
+    assert status["phase"] == "Succeeded", status
+    assert status["videos"] == {"total": 2, "done": 2, "failed": 0, "failedVideos": []}
+    infer = next(j for j in cluster.jobs(NS) if j["metadata"]["name"] == "oom-infer")
+    assert infer["status"]["completedIndexes"] == "0,1" and infer["status"]["failed"] == 1
+    pods = k8s_pods(cluster, "oom-infer")
+    killed = [p for p in pods if p["metadata"]["name"] in cluster.kubelet.killed]
+    assert killed and killed[0]["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+
+
+def k8s_pods(cluster: Cluster, job_name: str) -> list[dict]:
+    from kubernetes import client as k8s
+
+    pods = json.loads(k8s.CoreV1Api(cluster.api).list_namespaced_pod(NS, _preload_content=False).data)["items"]
+    return [p for p in pods if p["metadata"]["labels"].get("batch.kubernetes.io/job-name") == job_name]
