@@ -323,7 +323,7 @@ class ConstantScores(ActiveStrategy):
 class DiversityScores(ActiveStrategy):
     """DIVERSITY: distance to the nearest selected (or datapool) frame, updated per pick."""
 
-    def __init__(self, label: str, strength: float, diversity: Diversity, min_distance: float | None):
+    def __init__(self, label: str, strength: float, diversity: Diversity | ObjectDiversity, min_distance: float | None):
         super().__init__(label, strength)
         self.diversity = diversity
         self.min_distance = min_distance
@@ -345,7 +345,7 @@ class DiversityScores(ActiveStrategy):
         return None
 
 
-class ObjectDiversityScores(ActiveStrategy):
+class ObjectDiversityScores(DiversityScores):
     """DIVERSITY over object embeddings (EMBEDDINGS with a task): how new a frame's objects are."""
 
     def __init__(
@@ -357,33 +357,16 @@ class ObjectDiversityScores(ActiveStrategy):
         boxes: np.ndarray,
         classes: list[str],
     ):
-        super().__init__(label, strength)
-        self.diversity = diversity
-        self.min_distance = min_distance
+        super().__init__(label, strength, diversity, min_distance)
+        self.objects = diversity
         self.boxes = boxes  # (B, 4) xywh of the task's boxes, for the report
         self.classes = classes  # class name per box
-
-    def scores(self, alive: np.ndarray) -> np.ndarray:
-        return self.diversity.scores()
-
-    def picked(self, index: int) -> None:
-        self.diversity.picked(index)
-
-    def stop_reason(self) -> str | None:
-        if self.min_distance is not None:
-            top = self.diversity.max_distance()
-            if top < self.min_distance:
-                return (
-                    f"{self.label}: stopping_condition_minimum_distance {self.min_distance} reached "
-                    f"(largest distance left {top:.4f})"
-                )
-        return None
 
     def explain(self, index: int) -> list[dict[str, Any]]:
         """The objects that made the frame new (before it is marked picked)."""
         out = []
-        for b in self.diversity.novel_objects(index):
-            obj: dict[str, Any] = {"category": self.classes[b], "distance": round(float(self.diversity.d_obj_of(b)), 6)}
+        for b in self.objects.novel_objects(index):
+            obj: dict[str, Any] = {"category": self.classes[b], "distance": round(float(self.objects.d_obj_of(b)), 6)}
             if len(self.boxes):
                 obj["bbox"] = [round(float(v), 2) for v in self.boxes[b]]
             out.append(obj)

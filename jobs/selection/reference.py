@@ -20,11 +20,11 @@ from framesift.api.selection_config import (
 from framesift.jobs.selection.data import SelectionData
 from framesift.jobs.selection.engine import candidate_mask, class_rows, numeric_input
 from framesift.jobs.selection.strategies import (
-    EPS,
     Balance,
     Diversity,
     ObjectDiversity,
     balance_matrix,
+    distance_scores,
     minmax_unit,
     weights_scores,
 )
@@ -55,16 +55,12 @@ def naive_select(data: SelectionData, config: SelectionConfig) -> list[int]:
                 )
                 objects.dead[picks] = True
                 objects.refresh()
-                d = objects.d
-                top = float(d.max())
-                g = np.full(len(d), EPS) if top <= 0 else np.maximum(d / top, EPS)
+                g = distance_scores(objects.d)
             elif isinstance(s, DiversityStrategy):
                 assert data.embeddings is not None
                 fresh = Diversity(data.embeddings, ~candidates, data.embeddings[picks])
                 fresh.d[picks] = -1.0
-                d = fresh.d
-                top = float(d.max())
-                g = np.full(len(d), EPS) if top <= 0 else np.maximum(d / top, EPS)
+                g = distance_scores(fresh.d)
             elif isinstance(s, BalanceStrategy):
                 c, names = class_rows(data, i, entry)
                 rows, target, _ = balance_matrix(c, names, s.target, s.effective_distribution, candidates)

@@ -35,6 +35,14 @@ def weights_scores(values: np.ndarray, alive: np.ndarray) -> np.ndarray:
     return minmax_unit(values, alive)
 
 
+def distance_scores(d: np.ndarray) -> np.ndarray:
+    """DIVERSITY's g: d / max d, at least ε (all ε when nothing is left at a distance)."""
+    top = float(d.max()) if len(d) else 0.0
+    if top <= 0:
+        return np.full(len(d), EPS)
+    return np.maximum(d / top, EPS)
+
+
 class Diversity:
     """d(x): distance to the nearest frame in selected ∪ datapool (2 when that set is empty),
     on unit-length embeddings; g = max(d / max d, ε)."""
@@ -61,10 +69,7 @@ class Diversity:
         return float(self.d.max())
 
     def scores(self) -> np.ndarray:
-        top = self.max_distance()
-        if top <= 0:
-            return np.full(len(self.d), EPS)
-        return np.maximum(self.d / top, EPS)
+        return distance_scores(self.d)
 
     def picked(self, index: int) -> None:
         self._add(self.x[index])
@@ -123,10 +128,7 @@ class ObjectDiversity:
         return float(self.d.max())
 
     def scores(self) -> np.ndarray:
-        top = self.max_distance()
-        if top <= 0:
-            return np.full(len(self.d), EPS)
-        return np.maximum(self.d / top, EPS)
+        return distance_scores(self.d)
 
     def novel_objects(self, frame: int, share: float = 0.9) -> list[int]:
         """The frame's objects that made it new: the farthest one and any other at least `share`
