@@ -168,6 +168,11 @@ def local_paths(run: Any, manifest_dir: Path) -> list[str]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "operator":
+        from framesift.operator.bench import bench_operator
+
+        print(json.dumps(bench_operator(args.videos), indent=1))
+        return ExitCode.OK
     from framesift.jobs import bench
 
     return bench.main(args)
@@ -274,9 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench_select.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     bench_select.add_argument("--picks", type=int, default=1000)
     bench_select.add_argument("--dim", type=int, default=448)
+    bench_select.add_argument(
+        "--peer", action="store_true", help="also time plain numpy k-center on the same data; print the ratio (vs_peer)"
+    )
     bench_select.add_argument("--reference-n", type=int, default=20_000)
     bench_select.add_argument("--reference-picks", type=int, default=100)
     bench_select.add_argument("--out", default=None)
+    bench_operator = bench_sub.add_parser(
+        "operator", help="the reconciler over a synthetic run of N videos: seconds per pass, object sizes"
+    )
+    bench_operator.add_argument("--videos", type=int, default=50_000)
     bench.set_defaults(func=cmd_bench)
 
     return parser

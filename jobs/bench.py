@@ -281,6 +281,33 @@ def _select_child(n: int, picks: int, dim: int) -> dict[str, Any]:
     }
 
 
+def _kcenter_child(n: int, picks: int, dim: int) -> dict[str, Any]:
+    """The peer: plain numpy k-center (farthest-point) on the same synthetic embeddings, one
+    matrix-vector product per pick, diversity only. What any engine has to beat."""
+    import numpy as np
+
+    from framesift.jobs.selection.synthetic import synthetic_data
+
+    emb = synthetic_data(n, dim=dim).embeddings
+    assert emb is not None
+    start = time.perf_counter()
+    nearest = np.full(n, np.inf, np.float32)
+    pick = 0
+    for _ in range(picks):
+        sim = emb @ emb[pick]
+        np.minimum(nearest, np.sqrt(np.maximum(2.0 - 2.0 * sim, 0.0)), out=nearest)
+        nearest[pick] = -1.0
+        pick = int(np.argmax(nearest))
+    seconds = time.perf_counter() - start
+    return {
+        "n": n,
+        "dim": dim,
+        "picks": picks,
+        "seconds": round(seconds, 2),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+    }
+
+
 def _reference_child(n: int, picks: int, dim: int) -> dict[str, Any]:
     from framesift.api.selection_config import SelectionConfig
     from framesift.jobs.selection.engine import select
@@ -323,6 +350,10 @@ def bench_select(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for n in args.sizes:
         rows.append(_child("select-child", n, args.picks, args.dim))
+        if args.peer:  # the same data, the same machine, the same run: only the ratio travels
+            peer = _child("kcenter-child", n, args.picks, args.dim)
+            rows[-1]["peer_kcenter_seconds"] = peer["seconds"]
+            rows[-1]["vs_peer"] = round(rows[-1]["seconds"] / max(peer["seconds"], 1e-9), 2)
         print(json.dumps(rows[-1]), file=sys.stderr)
     reference = _child("reference-child", args.reference_n, args.reference_picks, args.dim)
     return {"runs": rows, "reference": reference, "machine": machine()}
@@ -340,5 +371,5 @@ def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     kind, n, picks, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    child = _select_child if kind == "select-child" else _reference_child
+    child = {"select-child": _select_child, "kcenter-child": _kcenter_child, "reference-child": _reference_child}[kind]
     print(json.dumps(child(n, picks, dim)))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framesift.api.models import MetadataSpec
-from framesift.jobs.collect import run_entries
+from framesift.jobs.collect import run_entries, write_failed_videos
 from framesift.jobs.context import RunContext
 from framesift.jobs.formats import lightly
 from framesift.jobs.results import VideoResults, read_results
@@ -82,6 +82,7 @@ def _read_sidecar(storage: Storage, video_key: str) -> dict[str, Any] | None:
 def convert(ctx: RunContext) -> ConvertOutcome:
     spec = ctx.run.spec
     entries = run_entries(ctx)
+    write_failed_videos(ctx, entries)
     marker_key = ctx.run_key("convert.json")
     converted = sorted([e.video.key, e.cache_key] for e in entries if e.cache_key)
     state = {"results": converted, "task": spec.model.task, "metadata": spec.metadata.model_dump(mode="json")}

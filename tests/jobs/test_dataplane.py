@@ -138,6 +138,8 @@ def test_bad_videos_are_listed_and_the_others_complete(tmp_path: Path) -> None:
     assert " failed " in lines["b_garbage.avi"] and " failed " in lines["c_truncated.mp4"]
     assert "2 video(s) failed" in result.stdout
     assert "[Errno" not in result.stdout + result.stderr  # said in words, once; the raw error stays in the record
+    failed = json.loads((tmp_path / "out" / "runs" / "bad" / "failed-videos.json").read_text())
+    assert [f["name"] for f in failed] == ["b_garbage.avi", "c_truncated.mp4"] and all(f["reason"] for f in failed)
     preds = list((tmp_path / "out/.lightly/predictions/yolov8_detection").glob("a_good-*.json"))
     assert len(preds) == 30
     job = framesift("job", "infer", "--run", str(run_file), "--index", "1", "--no-progress")

@@ -7,7 +7,6 @@ the end, the Kueue wait.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -15,74 +14,18 @@ from typing import Any
 import pytest
 
 from framesift.api.vocabulary import Condition, Phase, Reason
-from framesift.operator import metrics
-from framesift.operator.manifests import LABEL_RUN, LABEL_STAGE
+from framesift.operator import memory, metrics
 from framesift.operator.runner import Reconciler
 from tests.helpers import manifest, synthetic_video
 
 NS, NAME, UID = "ml", "cams", "uid-1"
 
 
-class MemoryCluster:
-    """What `Reconciler` asks of `operator.kube.Cluster`, in memory, recording every write."""
+class MemoryCluster(memory.MemoryCluster):
+    """The in-memory cluster, with helpers bound to this module's one run."""
 
-    def __init__(self) -> None:
-        self.runs: dict[tuple[str, str], dict[str, Any]] = {}
-        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, namespace, name)
-        self.events: list[tuple[str, str, str]] = []
-        self.status_patches: list[dict[str, Any]] = []
-        self.pods: dict[str, list[dict[str, Any]]] = {}  # job name → its pods
-        self.pod_reads: list[str] = []
-
-    def get_run(self, namespace: str, name: str) -> dict[str, Any] | None:
-        run = self.runs.get((namespace, name))
-        return copy.deepcopy(run) if run else None
-
-    def list_runs(self) -> list[dict[str, Any]]:
-        return [copy.deepcopy(r) for r in self.runs.values()]
-
-    def patch_run_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        self.status_patches.append(copy.deepcopy(patch))
-        status = self.runs[(namespace, name)].setdefault("status", {})
-        for key, value in patch.items():  # a JSON merge patch: null removes the key
-            if value is None:
-                status.pop(key, None)
-            else:
-                status[key] = copy.deepcopy(value)
-
-    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.objects.get(("ConfigMap", namespace, name)))
-
-    def jobs_of(self, namespace: str, run_name: str, run_uid: str) -> dict[str, dict[str, Any]]:
-        return {
-            job["metadata"]["labels"][LABEL_STAGE]: copy.deepcopy(job)
-            for (kind, ns, _), job in self.objects.items()
-            if kind == "Job" and ns == namespace and job["metadata"]["labels"][LABEL_RUN] == run_name
-        }
-
-    def create(self, obj: dict[str, Any]) -> bool:
-        key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
-        if key in self.objects:
-            return False
-        self.objects[key] = copy.deepcopy(obj)
-        return True
-
-    def pods_of_job(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        self.pod_reads.append(job_name)
-        return copy.deepcopy(self.pods.get(job_name, []))
-
-    def post_event(self, run: dict[str, Any], kind: str, reason: str, message: str) -> None:
-        self.events.append((kind, str(reason), message))
-
-    # ----- test helpers -----
-
-    def apply(self, doc: dict[str, Any], generation: int = 1) -> None:
-        body = copy.deepcopy(doc)
-        body["metadata"].update({"namespace": NS, "uid": UID, "generation": generation})
-        old = self.runs.get((NS, doc["metadata"]["name"]))
-        if old and "status" in old:
-            body["status"] = old["status"]
-        self.runs[(NS, doc["metadata"]["name"])] = body
+    def apply(self, doc: dict[str, Any], generation: int = 1) -> None:  # type: ignore[override]
+        super().apply(doc, NS, UID, generation)
 
     def status(self) -> dict[str, Any]:
         return dict(self.runs[(NS, NAME)].get("status") or {})
@@ -92,28 +35,12 @@ class MemoryCluster:
 
     def finish(self, stage: str, summary: dict[str, Any] | None = None, **status: Any) -> None:
         """The stage's Job completes; its pod leaves `summary` as termination message."""
-        job = self.job(stage)
-        job["status"] = {"conditions": [{"type": "Complete", "status": "True"}], **status}
-        self.add_pod(stage, "Succeeded", json.dumps(summary or {"stage": stage, "done": True}))
+        self.finish_job(NS, f"{NAME}-{stage}", summary or {"stage": stage, "done": True}, **status)
 
     def fail(self, stage: str, summary: dict[str, Any], exit_code: int = 2) -> None:
         job = self.job(stage)
         job["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]}
-        self.add_pod(stage, "Failed", json.dumps(summary), exit_code)
-
-    def add_pod(self, stage: str, phase: str, message: str, exit_code: int = 0, index: int | None = None) -> None:
-        job_name = f"{NAME}-{stage}"
-        pods = self.pods.setdefault(job_name, [])
-        labels = {"batch.kubernetes.io/job-name": job_name}
-        if index is not None:
-            labels["batch.kubernetes.io/job-completion-index"] = str(index)
-        terminated = {"exitCode": exit_code, "message": message}
-        pods.append(
-            {
-                "metadata": {"name": f"{job_name}-{len(pods)}", "labels": labels},
-                "status": {"phase": phase, "containerStatuses": [{"name": stage, "state": {"terminated": terminated}}]},
-            }
-        )
+        self.add_pod(f"{NAME}-{stage}", stage, "Failed", json.dumps(summary), exit_code)
 
 
 @pytest.fixture
@@ -253,7 +180,8 @@ def test_a_failed_stage_job_fails_the_run_with_its_reason(videos: Path, tmp_path
     cluster.finish("list", {"videos": 2})
     reconciler.reconcile(NS, NAME)
     cluster.job("infer")["status"] = {"completedIndexes": "0", "failedIndexes": "1"}
-    cluster.add_pod("infer", "Failed", json.dumps({"video": "b.mp4", "status": "failed", "reason": "truncated"}), 3, 1)
+    failed = json.dumps({"video": "b.mp4", "status": "failed", "reason": "truncated"})
+    cluster.add_pod(f"{NAME}-infer", "infer", "Failed", failed, 3, 1)
     reconciler.reconcile(NS, NAME)
     assert cluster.status()["videos"]["failedVideos"] == [{"name": "b.mp4", "reason": "truncated"}]
     cluster.finish("infer", completedIndexes="0", failedIndexes="1")
@@ -264,3 +192,13 @@ def test_a_failed_stage_job_fails_the_run_with_its_reason(videos: Path, tmp_path
     assert condition(cluster.status(), Condition.FAILED)["reason"] == "ConvertFailed"
     assert cluster.status()["message"].endswith("No space left on device")
     assert failures("convert") == before + 1
+
+
+def test_bench_operator_reconciles_a_fleet_run_with_small_objects() -> None:
+    from framesift.operator.bench import bench_operator
+
+    result = bench_operator(5000, failed_every=50, passes=2)
+    assert result["phase"] == "Succeeded" and result["failed_videos"] == 100
+    assert result["status_under_64KiB"] and result["every_object_under_api_limit"]
+    assert result["object_bytes"]["ConfigMap fleet-config"] < 4096  # the video list is not in it
+    assert result["inference_job_completions"] == 5000

@@ -209,9 +209,20 @@ def test_seed_config_on_real_predictions_respects_video_balance(real_videos: Pat
 
 def test_bench_select_runs_and_the_reference_agrees() -> None:
     result = framesift(
-        "bench", "select", "--sizes", "5000", "--picks", "30", "--reference-n", "1500", "--reference-picks", "25"
+        "bench",
+        "select",
+        "--sizes",
+        "5000",
+        "--picks",
+        "30",
+        "--reference-n",
+        "1500",
+        "--reference-picks",
+        "25",
+        "--peer",
     )
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["runs"][0]["n"] == 5000 and doc["runs"][0]["picks"] == 30
+    assert doc["runs"][0]["peer_kcenter_seconds"] > 0 and doc["runs"][0]["vs_peer"] > 0  # --peer: the ratio
     assert doc["reference"]["identical"] is True
