@@ -25,19 +25,43 @@ def now() -> str:
     return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class IndexRanges:
+    """Kubernetes' interval notation for Job indexes ("0-2,5"), kept as ranges: counting and
+    taking the first few stay linear in the string's length, whatever the Job's size."""
+
+    ranges: tuple[tuple[int, int], ...]  # inclusive (lo, hi), in the Job controller's order
+
+    @classmethod
+    def parse(cls, text: str | None) -> IndexRanges:
+        ranges = []
+        for part in (text or "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            lo, _, hi = part.partition("-")
+            ranges.append((int(lo), int(hi or lo)))
+        return cls(tuple(ranges))
+
+    def __len__(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.ranges)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def first(self, n: int) -> list[int]:
+        """The n smallest indexes."""
+        out: list[int] = []
+        for lo, hi in sorted(self.ranges):
+            out.extend(range(lo, min(hi, lo + n - len(out) - 1) + 1))
+            if len(out) >= n:
+                break
+        return out
+
+
 def parse_indexes(text: str | None) -> set[int]:
-    """Kubernetes' interval notation for Job indexes: "0-2,5" → {0, 1, 2, 5}."""
-    out: set[int] = set()
-    for part in (text or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            out.update(range(int(lo), int(hi) + 1))
-        else:
-            out.add(int(part))
-    return out
+    """Every index of the notation, as a set ("0-2,5" → {0, 1, 2, 5}): for small Jobs and tests."""
+    return {i for lo, hi in IndexRanges.parse(text).ranges for i in range(lo, hi + 1)}
 
 
 def job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -50,17 +74,18 @@ def job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
 @dataclass
 class InferProgress:
     total: int
-    done: set[int]
-    failed: set[int]
+    done: IndexRanges
+    failed: IndexRanges
     finished: bool
 
 
 def infer_progress(job: dict[str, Any], total: int) -> InferProgress:
     status = job.get("status") or {}
-    done = parse_indexes(status.get("completedIndexes"))
-    failed = parse_indexes(status.get("failedIndexes"))
+    done = IndexRanges.parse(status.get("completedIndexes"))
+    failed = IndexRanges.parse(status.get("failedIndexes"))
     terminal = job_condition(job, "Complete") or job_condition(job, "Failed")
-    return InferProgress(total, done, failed, bool(terminal) or len(done | failed) >= total)
+    # an index is either completed or failed, never both: the counts add up
+    return InferProgress(total, done, failed, bool(terminal) or len(done) + len(failed) >= total)
 
 
 @dataclass
@@ -109,9 +134,9 @@ def listed_videos(status: dict[str, Any], summaries: dict[str, dict[str, Any]]) 
     return known if isinstance(known, int) else None
 
 
-def _failed_videos(failed: set[int], named: dict[int, dict[str, str]]) -> list[dict[str, str]]:
+def _failed_videos(failed: IndexRanges, named: dict[int, dict[str, str]]) -> list[dict[str, str]]:
     out = []
-    for i in sorted(failed)[:MAX_FAILED_VIDEOS]:
+    for i in failed.first(MAX_FAILED_VIDEOS):
         known = named.get(i) or {}
         out.append(
             {
@@ -249,4 +274,4 @@ def _announce(decision: Decision, old_phase: str | None) -> Decision:
     return decision
 
 
-__all__ = ["Decision", "decide", "fail", "infer_progress", "parse_indexes", "set_condition"]
+__all__ = ["Decision", "IndexRanges", "decide", "fail", "infer_progress", "parse_indexes", "set_condition"]

@@ -198,7 +198,7 @@ class Reconciler:
         if infer is not None:
             known = (status.get("videos") or {}).get("failedVideos") or []
             progress = infer_progress(infer, int((status.get("videos") or {}).get("total") or 0))
-            wanted = set(sorted(progress.failed)[:MAX_FAILED_VIDEOS])
+            wanted = set(progress.failed.first(MAX_FAILED_VIDEOS))
             if wanted and len(known) != len(wanted):
                 pods = self.cluster.pods_of_job(namespace, infer["metadata"]["name"])
                 failed_videos = failed_indexes(pods, wanted)

@@ -141,3 +141,17 @@ def test_more_failed_videos_than_allowed_fails_the_run() -> None:
     assert cond["reason"] == "TooManyVideosFailed" and "2 of 3 videos failed" in d.status["message"]
     ok = decide(STAGES, INFERRING, 1, True, {"list": done(), "infer": infer}, {}, {}, max_failed_videos=2)
     assert ok.status["phase"] == "Converting"  # two failures are allowed: the run goes on
+
+
+def test_index_ranges_count_and_name_without_expanding() -> None:
+    from framesift.operator.reconcile import IndexRanges
+
+    huge = IndexRanges.parse("0-9999999,10000001")  # ten million indexes, two ranges
+    assert len(huge) == 10_000_001 and huge.first(3) == [0, 1, 2]
+    assert IndexRanges.parse("5,1-2,10-20").first(4) == [1, 2, 5, 10]
+    assert not IndexRanges.parse("") and IndexRanges.parse(None).first(5) == []
+    status = {"phase": "Inferring", "videos": {"total": 10_000_002, "done": 0, "failed": 0, "failedVideos": []}}
+    infer = job(completedIndexes="0-9999999", failedIndexes="10000000-10000001")
+    d = decide(STAGES, status, 1, True, {"list": done(), "infer": infer})
+    assert d.status["videos"]["done"] == 10_000_000 and d.status["videos"]["failed"] == 2
+    assert [v["name"] for v in d.status["videos"]["failedVideos"]] == ["index 10000000", "index 10000001"]
