@@ -7,6 +7,7 @@ stages write their completion marker last, so a reader never sees a half-written
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -24,6 +25,9 @@ from framesift.api.models import Location
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+log = logging.getLogger(__name__)
 
 
 class StorageError(RuntimeError):
@@ -389,8 +393,17 @@ class S3Storage(Storage):
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            code = err.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
+            if code in ("NotImplemented", "501", "InvalidArgument", "InvalidRequest"):
+                # an S3-compatible server without conditional writes: check, then write (a race
+                # between two processes starting in the same instant is then not excluded)
+                log.warning("%s does not support conditional writes: %s is created unguarded", self.uri, key)
+                if self.stat(key) is not None:
+                    return False
+                self.write_bytes(key, data)
+                return True
             raise self._error("write", key, err) from err
         except Exception as err:
             raise self._error("write", key, err) from err

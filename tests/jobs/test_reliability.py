@@ -398,3 +398,30 @@ def test_a_full_disk_gives_a_clear_error_and_publishes_nothing_half(tmp_path: Pa
             json.loads(prediction.read_text())
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_the_lease_on_an_s3_server_without_conditional_writes_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Older S3-compatible servers answer a conditional PUT with 501: the lease is then taken by
+    check-then-write (logged), instead of failing every run on such a server."""
+    from datetime import UTC, datetime
+
+    from botocore.stub import Stubber
+
+    from framesift.api.models import Location
+    from framesift.jobs.storage import open_storage
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    store = open_storage(Location(uri="s3://bucket/out/", endpointUrl="http://127.0.0.1:9", region="us-east-1"))
+    stub = Stubber(store.client)  # type: ignore[attr-defined]
+    stub.add_client_error("put_object", service_error_code="NotImplemented", http_status_code=501)
+    stub.add_client_error("head_object", service_error_code="404", http_status_code=404)
+    stub.add_response("put_object", {})
+    stub.add_client_error("put_object", service_error_code="NotImplemented", http_status_code=501)
+    stub.add_response(
+        "head_object", {"ContentLength": 2, "ETag": '"x"', "LastModified": datetime(2026, 1, 1, tzinfo=UTC)}
+    )
+    with stub:
+        assert store.create_exclusive("lease.json", b"{}") is True  # created, unguarded
+        assert store.create_exclusive("lease.json", b"{}") is False  # it exists now
+    stub.assert_no_pending_responses()
