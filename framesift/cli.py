@@ -285,6 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench_select.add_argument("--reference-n", type=int, default=20_000)
     bench_select.add_argument("--reference-picks", type=int, default=100)
     bench_select.add_argument("--out", default=None)
+    bench_convert = bench_sub.add_parser(
+        "convert", help="the conversion's per-frame writes vs a sequential boto3 put loop (objects/s, speedup)"
+    )
+    bench_convert.add_argument("--frames", type=int, default=5000)
+    bench_convert.add_argument("--concurrency", type=int, default=16, help="as spec.output.uploadConcurrency")
+    bench_convert.add_argument(
+        "--endpoint", default=None, help="an S3 endpoint (default: rclone serve s3 on 127.0.0.1)"
+    )
+    bench_convert.add_argument("--bucket", default="framesift-bench")
+    bench_convert.add_argument("--out", default=None)
     bench_operator = bench_sub.add_parser(
         "operator", help="the reconciler over a synthetic run of N videos: seconds per pass, object sizes"
     )

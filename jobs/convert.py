@@ -99,17 +99,26 @@ def convert(ctx: RunContext) -> ConvertOutcome:
             raise ValueError(f"videos {metadata_keys[key]} and {e.video.key} would share metadata file {key}")
         metadata_keys[key] = e.video.key
 
-    prediction_files = 0
+    prediction_files = unchanged = 0
     categories: dict[int, str] = {}
+    # A rerun after a crash (or over a grown bucket) writes only what differs: one listing of the
+    # task's folder instead of a PUT per frame (ETags are content hashes on S3).
+    existing = {o.key: o for o in ctx.output.list(lightly.prediction_folder(task))}
+    workers = spec.output.upload_concurrency
     for e in entries:
         if not e.cache_key:
             continue
         res = read_results(ctx.output, e.cache_key, embeddings=False)
         categories = categories or {int(k): v for k, v in res.manifest["categories"].items()}
         files = frame_predictions(res, categories, spec.output.frame_format)
-        ctx.output.write_many(
-            [(lightly.prediction_key(task, stem), lightly.dumps(doc)) for stem, doc in files], "application/json"
-        )
+        items = [(lightly.prediction_key(task, stem), lightly.dumps(doc)) for stem, doc in files]
+        changed = [
+            (key, data)
+            for key, data in items
+            if key not in existing or not ctx.output.same_content(key, data, existing[key])
+        ]
+        ctx.output.write_many(changed, "application/json", workers=workers)
+        unchanged += len(items) - len(changed)
         prediction_files += len(files)
         log.info("converted %s: %d prediction files", e.video.key, len(files))
 
@@ -127,7 +136,9 @@ def convert(ctx: RunContext) -> ConvertOutcome:
         doc = lightly.metadata_file(e.video.key, video_metadata(e.video.key, spec.metadata, sidecar))
         lightly.check_metadata_file(doc)
         meta_items.append((lightly.metadata_key(e.video.key), lightly.dumps(doc)))
-    ctx.output.write_many(meta_items, "application/json")
+    ctx.output.write_many(meta_items, "application/json", workers=workers)
+    if unchanged:
+        log.info("%d prediction files were already written with the same content: left as they were", unchanged)
 
     marker = {**state, "predictionFiles": prediction_files, "metadataFiles": len(meta_items)}
     ctx.output.write_text(marker_key, json.dumps(marker, indent=1))

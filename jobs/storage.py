@@ -104,6 +104,10 @@ class Storage:
     def read_text(self, key: str) -> str:
         return self.read_bytes(key).decode("utf-8")
 
+    def same_content(self, key: str, data: bytes, existing: ObjectInfo) -> bool:
+        """Whether the object `existing` (from a listing) already holds exactly `data`."""
+        raise NotImplementedError
+
     def write_many(self, items: Sequence[tuple[str, bytes]], content_type: str, workers: int = 16) -> None:
         """Thousands of small objects: concurrently, failing on the first error."""
         if not items:
@@ -141,6 +145,14 @@ class LocalStorage(Storage):
         if path != self.root and self.root not in path.parents:
             raise StorageError(f"key {key!r} leaves {self.uri}")
         return path
+
+    def same_content(self, key: str, data: bytes, existing: ObjectInfo) -> bool:
+        if existing.size != len(data):
+            return False
+        try:
+            return self._path(key).read_bytes() == data
+        except OSError:
+            return False
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         path = self._path(key)
@@ -384,6 +396,13 @@ class S3Storage(Storage):
             self.client.upload_file(str(source), self.bucket, self._key(key), ExtraArgs=extra, Config=self.transfer)
         except Exception as err:
             raise self._error("upload", key, err) from err
+
+    def same_content(self, key: str, data: bytes, existing: ObjectInfo) -> bool:
+        # a single-part PUT's ETag is the MD5 of the body: no read needed
+        import hashlib
+
+        etag = (existing.etag or "").strip('"')
+        return existing.size == len(data) and "-" not in etag and etag == hashlib.md5(data).hexdigest()
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """A conditional PUT (If-None-Match: *): AWS S3 and current S3-compatible servers refuse it

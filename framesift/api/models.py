@@ -113,6 +113,9 @@ class InputSpec(Location):
 
 class OutputSpec(Location):
     frame_format: Literal["png"] = "png"
+    upload_concurrency: int = Field(
+        default=16, ge=1, le=256, description="objects written at once by the conversion (one JSON per frame)"
+    )
 
 
 class ModelSpec(ApiModel):

@@ -25,8 +25,12 @@ def task_schema_key(task: str) -> str:
     return f".lightly/predictions/{task}/schema.json"
 
 
+def prediction_folder(task: str) -> str:
+    return f".lightly/predictions/{task}"
+
+
 def prediction_key(task: str, frame_stem: str) -> str:
-    return f".lightly/predictions/{task}/{frame_stem}.json"
+    return f"{prediction_folder(task)}/{frame_stem}.json"
 
 
 def metadata_key(video_key: str) -> str:

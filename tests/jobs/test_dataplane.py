@@ -198,3 +198,31 @@ def test_manifest_errors_exit_2_naming_the_field(tmp_path: Path) -> None:
     result = framesift("run", str(write_manifest(tmp_path / "run.yaml", doc)))
     assert result.returncode == 2
     assert "spec.model.imgsize: unknown field; did you mean 'imgsz'?" in result.stderr
+
+
+def test_a_convert_rerun_writes_only_what_differs(tmp_path: Path) -> None:
+    from framesift.jobs.convert import convert
+
+    synthetic_video(tmp_path / "clip.mp4", frames=20, codec="libx264")
+    ctx = load_context(write_manifest(tmp_path / "run.yaml", manifest("idem", str(tmp_path), "out/")))
+    run_local(ctx, show_progress=False)
+    folder = tmp_path / "out" / ".lightly" / "predictions" / "yolov8_detection"
+    files = sorted(folder.glob("clip-*.json"))
+    assert len(files) == 20
+    damaged = files[3]
+    damaged.write_text("{}")  # a crash left one object with other content
+    before = {f.name: f.stat().st_mtime_ns for f in files}
+    (tmp_path / "out" / ".framesift" / "runs" / "idem" / "convert.json").unlink()  # the stage must run again
+    outcome = convert(load_context(tmp_path / "run.yaml", stored_list=True))
+    assert outcome.prediction_files == 20 and not outcome.skipped
+    after = {f.name: f.stat().st_mtime_ns for f in files}
+    assert [name for name in before if before[name] != after[name]] == [damaged.name]  # only it was rewritten
+    assert json.loads(damaged.read_text())["file_name"] == damaged.name[: -len(".json")] + ".png"
+
+
+def test_bench_convert_measures_against_a_sequential_put_loop() -> None:
+    result = framesift("bench", "convert", "--frames", "300")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["frames"] == 300 and doc["objects_per_s"] > 0 and doc["baseline_objects_per_s"] > 0
+    assert doc["speedup"] > 0 and doc["rerun_unchanged"] == 300
