@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint", default=None, help="an S3 endpoint (default: rclone serve s3 on 127.0.0.1)"
     )
     bench_convert.add_argument("--bucket", default="framesift-bench")
+    bench_convert.add_argument(
+        "--latency-ms", type=float, default=0.0, help="add this latency to every request (a distant S3 region)"
+    )
     bench_convert.add_argument("--out", default=None)
     bench_operator = bench_sub.add_parser(
         "operator", help="the reconciler over a synthetic run of N videos: seconds per pass, object sizes"

@@ -417,6 +417,15 @@ def bench_convert(args: argparse.Namespace) -> dict[str, Any]:
         else:
             server, endpoint, key, secret = _local_s3(Path(tmp))
             creds = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+        proxy = None
+        if args.latency_ms:  # a distant endpoint: what concurrent uploads are for
+            from urllib.parse import urlparse
+
+            from framesift.jobs.faulty_proxy import FaultyProxy
+
+            up = urlparse(endpoint)
+            proxy = FaultyProxy((str(up.hostname), int(up.port or 80)), share=0.0, latency_s=args.latency_ms / 1000)
+            endpoint = proxy.endpoint
         try:
             client = boto3.client(
                 "s3",
@@ -453,12 +462,15 @@ def bench_convert(args: argparse.Namespace) -> dict[str, Any]:
             unchanged = sum(store.same_content(k, d, existing[k]) for k, d in items if k in existing)
             rerun = time.perf_counter() - start
         finally:
+            if proxy is not None:
+                proxy.stop()
             if server is not None:
                 server.terminate()
                 server.wait(timeout=10)
     return {
         "frames": args.frames,
         "concurrency": args.concurrency,
+        "latency_ms": args.latency_ms,
         "objects_per_s": round(args.frames / ours, 1),
         "baseline_objects_per_s": round(args.frames / baseline, 1),
         "speedup": round(baseline / ours, 2),

@@ -324,8 +324,8 @@ def test_s3_faults_during_every_stage_change_nothing(
     from urllib.parse import urlparse
 
     from framesift.api.models import Location
+    from framesift.jobs.faulty_proxy import FaultyProxy
     from framesift.jobs.storage import open_storage
-    from tests.faulty_proxy import FaultyProxy
 
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)

@@ -1,8 +1,9 @@
-"""An HTTP proxy on 127.0.0.1 in front of the test S3 server that misbehaves like a real network
-and object store under load: a share of requests get 503 SlowDown, a connection reset, or extra
-latency; the rest pass through (bytes as sent, so request signatures stay valid; only
-`Connection: close` is added, an unsigned header, so that each request gets its own connection
-and its own roll of the dice). Bounded: it stops with the test."""
+"""An HTTP proxy on 127.0.0.1 in front of a local S3 server that behaves like a real network and
+object store: every request can get a fixed latency (a region away), and a share of requests get
+503 SlowDown, a connection reset, or extra latency; the rest pass through (bytes as sent, so
+request signatures stay valid; only `Connection: close` is added, an unsigned header, so that each
+request gets its own connection and its own roll of the dice). Drills (tests) and `framesift bench
+convert --latency-ms` use it; it listens on 127.0.0.1 only and stops with its caller."""
 
 from __future__ import annotations
 
@@ -19,26 +20,17 @@ SLOW_DOWN = (
 )
 
 
-def _read_request(conn: socket.socket) -> bytes:
-    """One HTTP request's head and body (Content-Length), so a 503 does not cut the upload short."""
+def _read_head(conn: socket.socket) -> tuple[bytes, bytes]:
+    """The request's head, and whatever of its body came with it. The rest of the body is not
+    awaited: a client that sent `Expect: 100-continue` sends it only after the server answers."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(65536)
         if not chunk:
-            return data
+            return b"", b""
         data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head + b"\r\n\r\n" + body
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
 
 
 @dataclass
@@ -46,6 +38,7 @@ class FaultyProxy:
     upstream: tuple[str, int]
     share: float = 0.3  # of requests that misbehave
     seed: int = 1
+    latency_s: float = 0.0  # added to every request, as a distant endpoint would
     counts: dict[str, int] = field(default_factory=lambda: {"slowdown": 0, "reset": 0, "latency": 0, "ok": 0})
 
     def __post_init__(self) -> None:
@@ -84,23 +77,24 @@ class FaultyProxy:
         with self._lock:
             self.counts[fault] += 1
         try:
-            if fault == "slowdown":
-                _read_request(conn)
+            head, rest = _read_head(conn)
+            if not head:
+                return
+            if fault == "slowdown":  # a final answer before the body: HTTP lets the client stop sending
                 conn.sendall(SLOW_DOWN)
                 return
             if fault == "reset":
-                _read_request(conn)
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 return  # closing with linger 0 sends RST
-            request = _read_request(conn)
-            if not request:
-                return
             if fault == "latency":
                 time.sleep(0.1)
-            head, _, body = request.partition(b"\r\n\r\n")
+            if self.latency_s:
+                time.sleep(self.latency_s)
             lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
             upstream = socket.create_connection(self.upstream)
-            upstream.sendall(b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + body)
+            upstream.sendall(b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + rest)
+            body = threading.Thread(target=self._pipe, args=(conn, upstream), daemon=True)
+            body.start()  # the rest of the body (after a 100 Continue, if asked for)
             self._pipe(upstream, conn)  # the response, until the server closes
             upstream.close()
         except OSError:
