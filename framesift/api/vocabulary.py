@@ -103,7 +103,6 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("export", Phase.EXPORTING, True, "exporting the selected frames and the report", Reason.EXPORT_FAILED),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in PIPELINE)
-STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in PIPELINE}
 
 
 def stages_for(has_selection: bool) -> tuple[Stage, ...]:

@@ -150,13 +150,19 @@ def test_kueue_wait_is_shown_then_removed_from_status(videos: Path, tmp_path: Pa
     assert "message" not in cluster.status() and cluster.status()["videos"]["done"] == 1
 
 
-def test_results_come_from_the_export_pods_summary(videos: Path, tmp_path: Path) -> None:
+def inferring(videos: Path, tmp_path: Path) -> tuple[MemoryCluster, Reconciler]:
+    """A run whose list Job found the two videos: its inference Job exists."""
     cluster = MemoryCluster()
     cluster.apply(run_doc(videos, tmp_path / "out"))
     reconciler = Reconciler(cluster, "img")
     reconciler.reconcile(NS, NAME)
     cluster.finish("list", {"videos": 2})
     reconciler.reconcile(NS, NAME)
+    return cluster, reconciler
+
+
+def test_results_come_from_the_export_pods_summary(videos: Path, tmp_path: Path) -> None:
+    cluster, reconciler = inferring(videos, tmp_path)
     cluster.finish("infer", completedIndexes="0-1")
     export = {"reportUri": "file:///r/report.html", "exportUri": "file:///r/export.json"}
     results = {"selected": 3, "perVideoSelected": {"a.mp4": 2, "b.mp4": 1}, "frames": {"total": 6, "corrupt": 1}}
@@ -173,12 +179,7 @@ def test_results_come_from_the_export_pods_summary(videos: Path, tmp_path: Path)
 
 
 def test_a_failed_stage_job_fails_the_run_with_its_reason(videos: Path, tmp_path: Path) -> None:
-    cluster = MemoryCluster()
-    cluster.apply(run_doc(videos, tmp_path / "out"))
-    reconciler = Reconciler(cluster, "img")
-    reconciler.reconcile(NS, NAME)
-    cluster.finish("list", {"videos": 2})
-    reconciler.reconcile(NS, NAME)
+    cluster, reconciler = inferring(videos, tmp_path)
     cluster.job("infer")["status"] = {"completedIndexes": "0", "failedIndexes": "1"}
     failed = json.dumps({"video": "b.mp4", "status": "failed", "reason": "truncated"})
     cluster.add_pod(f"{NAME}-infer", "infer", "Failed", failed, 3, 1)
