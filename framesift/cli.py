@@ -320,6 +320,8 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
     from framesift.jobs.context import InputError
     from framesift.jobs.formats.lightly import FormatError
     from framesift.jobs.lease import LeaseHeld
+    from framesift.jobs.lightlyone.driver import LightlyOneError
+    from framesift.jobs.lightlyone.selection import UnknownFrames
     from framesift.jobs.model import ModelError
     from framesift.jobs.select import SelectorUnavailable
     from framesift.jobs.selection.sources import SourceError
@@ -328,7 +330,8 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
 
     def failed(err: Exception, code: ExitCode) -> int:
         print(f"error: {err}", file=sys.stderr)
-        write_summary({"error": str(err)})  # in a pod: the operator shows it in the run's status
+        # in a pod: the operator shows it in the run's status
+        write_summary({"error": str(err), **getattr(err, "summary", {})})
         return code
 
     try:
@@ -337,6 +340,8 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
         return failed(err, ExitCode.USAGE)
     except (StorageError, StageOrderError, LeaseHeld) as err:
         return failed(err, ExitCode.FAILURE)
+    except (LightlyOneError, UnknownFrames) as err:  # a retry would meet the same answer
+        return failed(err, ExitCode.GAVE_UP)
     except KeyboardInterrupt:
         print("interrupted: finished videos are kept; run again to continue", file=sys.stderr)
         return ExitCode.INTERRUPTED

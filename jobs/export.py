@@ -53,9 +53,31 @@ def _boxes(res: VideoResults) -> dict[int, list[Box]]:
     return out
 
 
+def worker_frame_key(file_name: str) -> str:
+    """Where a LightlyOne Worker leaves a selected frame in its LIGHTLY datasource (the output)."""
+    return f".lightly/frames/{file_name}"
+
+
+def _copy_worker_frames(ctx: RunContext, picks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copy the frames a LightlyOne Worker already extracted; returns the picks still to decode."""
+    rest, items = [], []
+    for pick in picks:
+        key = worker_frame_key(pick["fileName"])
+        if "lightlyone" in pick and ctx.output.exists(key):
+            items.append((frame_key(pick["fileName"]), ctx.output.read_bytes(key)))
+        else:
+            rest.append(pick)
+    if items:
+        ctx.output.write_many(items, "image/png", workers=8)
+    return rest
+
+
 def _write_frames(ctx: RunContext, by_video: dict[str, list[dict[str, Any]]], results: dict[str, VideoResults]) -> None:
-    for video, picks in by_video.items():
+    for video, all_picks in by_video.items():
         res = results[video]
+        picks = _copy_worker_frames(ctx, all_picks)
+        if not picks:
+            continue
         local = ctx.input.local_path(video)
         with tempfile.TemporaryDirectory(dir=process_temp_dir(), prefix="export-") as tmp:
             path = local if local is not None else ctx.input.download(video, Path(tmp) / Path(video).name)
@@ -125,7 +147,16 @@ def run_export(ctx: RunContext, stage_seconds: dict[str, float] | None = None) -
         )
 
     files: dict[str, str] = {"selected": ctx.person_key("selected.json")}
-    export_rows = [{"fileName": r.file_name, "readUrl": r.read_url, "datasourceUrl": r.datasource_url} for r in records]
+    # LightlyOne's own URLs for its picks (as export_filenames_and_read_urls_by_tag_name gives them)
+    export_rows = [
+        {
+            "fileName": r.file_name,
+            "readUrl": r.read_url,
+            "datasourceUrl": r.datasource_url,
+            **pick.get("lightlyone", {}),
+        }
+        for r, pick in zip(records, selection["selected"], strict=True)
+    ]
     files["export"] = ctx.person_key("export.json")
     ctx.output.write_text(files["export"], json.dumps(export_rows, indent=1))
     model_version = (

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -76,17 +77,27 @@ def per_video_counts(videos: Iterable[str]) -> dict[str, int]:
 
 
 def check_engine(run: ActiveLearningRun) -> None:
-    """Fail before any inference when the run asks for an engine this build cannot drive."""
-    if run.spec.selection is not None and run.spec.selector.engine != "builtin":
-        raise SelectorUnavailable(
-            "spec.selector.engine: lightlyone (a LightlyOne Worker driven through the Lightly API) is not "
-            "available in this build; use engine: builtin, which reads the same selection_config"
-        )
+    """Fail before any inference when this process cannot drive the run's engine: a LightlyOne
+    run needs its token (the select Job gets it from the Secret; locally, the environment)."""
+    if run.spec.selection is not None and run.spec.selector.engine == "lightlyone":
+        from framesift.jobs.lightlyone.stage import TOKEN_ENV
+
+        if not os.environ.get(TOKEN_ENV):
+            raise SelectorUnavailable(
+                f"spec.selector.engine lightlyone: set ${TOKEN_ENV} to your Lightly API token "
+                "(LIGHTLY_SERVER_LOCATION for another API than https://api.lightly.ai)"
+            )
 
 
 def run_select(ctx: RunContext) -> SelectOutcome:
     spec = ctx.run.spec
     check_engine(ctx.run)
+    if spec.selector.engine == "lightlyone" and spec.selection is not None:
+        from framesift.jobs.lightlyone.stage import run_lightlyone
+
+        document = run_lightlyone(ctx)
+        counts = per_video_counts(item["video"] for item in document["selected"])
+        return SelectOutcome(len(document["selected"]), counts, document["stoppedBecause"], skipped=False)
     if spec.selection is None:
         raise SourceError("spec.selection is missing: give a LightlyOne selection_config (n_samples, strategies)")
     entries = run_entries(ctx)

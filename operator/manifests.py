@@ -224,10 +224,15 @@ def build_job(
                 else 2,
                 "podFailurePolicy": {
                     "rules": [
-                        # a bad manifest or input (exit 2) fails the same way on every retry
+                        # a bad manifest or input (exit 2), or a permanent answer from LightlyOne
+                        # (exit 4), fails the same way on every retry
                         {
                             "action": "FailJob",
-                            "onExitCodes": {"containerName": stage, "operator": "In", "values": [ExitCode.USAGE.value]},
+                            "onExitCodes": {
+                                "containerName": stage,
+                                "operator": "In",
+                                "values": [ExitCode.USAGE.value, ExitCode.GAVE_UP.value],
+                            },
                         },
                         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                     ]

@@ -25,7 +25,6 @@ from framesift.api.vocabulary import (
     Reason,
     stages_for,
 )
-from framesift.jobs.select import SelectorUnavailable, check_engine
 from framesift.jobs.summary import read_summary
 from framesift.operator import metrics
 from framesift.operator.kube import Cluster
@@ -136,11 +135,6 @@ class Reconciler:
             current = parse_run(document, f"ActiveLearningRun {name}")
         except ManifestError as err:
             return self._invalid(body, status, generation, Reason.INVALID_SPEC, "; ".join(err.problems)), False
-
-        try:
-            check_engine(current)
-        except SelectorUnavailable as err:
-            return self._invalid(body, status, generation, Reason.ENGINE_UNAVAILABLE, str(err)), False
         configmap = self.cluster.get_configmap(namespace, child_name(name, "config"))
         snapshot = _snapshot(configmap) if configmap else None
         run = snapshot.run if snapshot else current

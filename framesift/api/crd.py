@@ -112,6 +112,7 @@ def crd() -> dict[str, Any]:
                         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                         {"name": "Videos", "type": "integer", "jsonPath": ".status.videos.total"},
                         {"name": "Selected", "type": "integer", "jsonPath": ".status.selected"},
+                        {"name": "LightlyOne", "type": "string", "jsonPath": ".status.lightlyone.state"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from framesift.api import lightlyone
 from framesift.api.selection_config import SelectionConfig
 from framesift.api.vocabulary import Phase
 
@@ -199,9 +200,29 @@ class QualitySpec(ApiModel):
 
 
 class LightlyDatasource(ApiModel):
-    role_arn: str | None = None
-    external_id: str | None = None
-    region: str | None = None
+    """S3 delegated access for LightlyOne (an IAM role it assumes); when absent, LightlyOne gets
+    the access keys of the input's and output's credentials Secrets."""
+
+    role_arn: str = Field(description="arn:aws:iam::<12 digits>:role/<name>, the role LightlyOne assumes")
+    external_id: str = Field(description="the role's external id (at least 10 characters)")
+    region: str | None = Field(default=None, description="the buckets' AWS region (else the location's region)")
+
+    @field_validator("role_arn")
+    @classmethod
+    def _arn(cls, value: str) -> str:
+        if not lightlyone.ROLE_ARN_PATTERN.match(value):
+            raise ValueError("use arn:aws:iam::<12-digit account>:role/<role name>")
+        return value
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, value: str) -> str:
+        if not lightlyone.EXTERNAL_ID_PATTERN.match(value):
+            raise ValueError("at least 10 characters of letters, digits and _+=,.@:/-")
+        return value
+
+
+LIGHTLY_WORKER_IMAGE = "lightly/worker:2.11.0"  # the Worker line that reads the client's V4 configs
 
 
 class SelectorSpec(ApiModel):
@@ -209,10 +230,63 @@ class SelectorSpec(ApiModel):
     datapool: bool = Field(
         default=False, description="frames selected by earlier runs over the same output count, and are not re-picked"
     )
-    token: SecretKeyRef | None = None
-    worker_image: str | None = None
-    dataset_name: str | None = None
+    # ----- engine: lightlyone (docs/lightlyone.md) -----
+    token: SecretKeyRef | None = Field(default=None, description="the Lightly API token: a Secret and its key")
+    worker_image: str = Field(default=LIGHTLY_WORKER_IMAGE, min_length=1)
+    server_location: str | None = Field(
+        default=None, description="the Lightly API (LIGHTLY_SERVER_LOCATION); default https://api.lightly.ai"
+    )
+    dataset_name: str | None = Field(default=None, description="default: framesift-<namespace>-<run>")
     datasource: LightlyDatasource | None = None
+    worker_config: dict[str, Any] = Field(default_factory=dict, description="LightlyOne worker_config keys")
+    lightly_config: dict[str, Any] = Field(default_factory=dict, description="LightlyOne lightly_config keys")
+    priority: Literal["LOW", "MID", "HIGH", "CRITICAL"] = "MID"
+    pickup_timeout: str = Field(default="30m", description="fail when no Worker picks the run up in this time")
+    run_timeout: str | None = Field(default=None, description="fail when the LightlyOne run takes longer")
+    api_retry_timeout: str = Field(default="5m", description="how long the Lightly API may be unreachable")
+    poll_interval: str = Field(default="15s", description="how often the run's state is read from the API")
+    shm_size: str = Field(default="1Gi", description="/dev/shm of the Worker pod (docker run --shm-size)")
+
+    @field_validator("pickup_timeout", "run_timeout", "api_retry_timeout", "poll_interval")
+    @classmethod
+    def _durations(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION.match(value):
+            raise ValueError("use a duration like 30s, 30m, 12h or 1d")
+        return value
+
+    @field_validator("server_location")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not lightlyone.ENDPOINT_PATTERN.match(value):
+            raise ValueError("use http(s)://host[:port]")
+        return value
+
+    @field_validator("dataset_name")
+    @classmethod
+    def _dataset_name(cls, value: str | None) -> str | None:
+        if value is not None and not lightlyone.NAME_PATTERN.match(value):
+            raise ValueError(
+                "LightlyOne dataset names: at least 3 of letters, digits, ' ', '_', '-', starting alphanumeric"
+            )
+        return value
+
+    @field_validator("worker_config")
+    @classmethod
+    def _worker_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        if cfg.get("shutdown_when_job_finished") is False:
+            raise ValueError("shutdown_when_job_finished must stay true: the Worker Job ends with its LightlyOne run")
+        problem = lightlyone.worker_config_problem(cfg) if cfg else None
+        if problem:
+            raise ValueError(f"LightlyOne's client refuses it: {problem}")
+        return cfg
+
+    @field_validator("lightly_config")
+    @classmethod
+    def _lightly_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        problem = lightlyone.lightly_config_problem(cfg) if cfg else None
+        if problem:
+            raise ValueError(f"LightlyOne's client refuses it: {problem}")
+        return cfg
 
     @model_validator(mode="after")
     def _lightlyone_needs_token(self) -> SelectorSpec:
@@ -311,6 +385,39 @@ class RunSpec(ApiModel):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _lightlyone_reads_buckets(self) -> RunSpec:
+        """LightlyOne's datasources are buckets; what its client cannot express is refused here."""
+        if self.selector.engine != "lightlyone":
+            return self
+        problems = []
+        for where, location in (("input", self.input), ("output", self.output)):
+            if not location.uri.startswith("s3://"):
+                problems.append(
+                    f"spec.{where}.uri: engine lightlyone reads and writes buckets (LightlyOne datasources): "
+                    f"use s3://bucket/prefix/, not {location.uri!r}"
+                )
+            elif location.endpoint_url and not lightlyone.ENDPOINT_PATTERN.match(location.endpoint_url):
+                problems.append(f"spec.{where}.endpointUrl: LightlyOne's OBS datasource needs http(s)://host")
+            region = (self.selector.datasource.region if self.selector.datasource else None) or location.region
+            if not location.endpoint_url and region and region not in lightlyone.s3_regions():
+                problems.append(
+                    f"spec.{where}.region: LightlyOne does not list the S3 region {region!r} "
+                    f"(it lists {', '.join(lightlyone.s3_regions())})"
+                )
+        if self.selector.datasource and any(loc.endpoint_url for loc in (self.input, self.output)):
+            problems.append(
+                "spec.selector.datasource: delegated access (an IAM role) is for AWS S3; a custom endpoint "
+                "becomes LightlyOne's OBS datasource with the credentials Secret's keys: drop datasource"
+            )
+        if self.selection is not None:
+            problem = lightlyone.selection_config_problem(self.selection.lightly_document())
+            if problem:
+                problems.append(f"spec.selection: LightlyOne's client refuses it: {problem}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class ObjectMeta(BaseModel):
     """The parts of metadata framesift reads; the API server adds more, which is kept."""
@@ -365,6 +472,17 @@ class FrameCounts(ApiModel):
     corrupt: int = 0
 
 
+class LightlyOneStatus(ApiModel):
+    """Where the LightlyOne run stands (engine lightlyone), as the select Job reports it."""
+
+    dataset_id: str | None = None
+    worker_id: str | None = None
+    scheduled_run_id: str | None = None
+    run_id: str | None = None
+    state: str | None = None
+    message: str | None = None
+
+
 PHASES = tuple(phase.value for phase in Phase)
 
 
@@ -381,3 +499,4 @@ class RunStatus(ApiModel):
     finished_at: str | None = None
     observed_generation: int | None = None
     message: str | None = None
+    lightlyone: LightlyOneStatus | None = None

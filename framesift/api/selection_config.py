@@ -8,7 +8,7 @@ BALANCE target name a class present) happen in the engine.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -176,3 +176,9 @@ class SelectionConfig(_Strict):
             return self.n_samples
         assert self.proportion_samples is not None
         return max(1, round(self.proportion_samples * candidates_passing_quality))
+
+    def lightly_document(self) -> dict[str, Any]:
+        """The selection_config as its author wrote it (the keys they set, snake_case): what a
+        LightlyOne Worker receives, verbatim."""
+        document: dict[str, Any] = self.model_dump(mode="json", exclude_unset=True)
+        return document

@@ -36,7 +36,6 @@ class Reason(StrEnum):
     """Condition and Event reasons. Phase changes are announced with the phase as the reason."""
 
     INVALID_SPEC = "InvalidSpec"
-    ENGINE_UNAVAILABLE = "EngineUnavailable"
     INPUT_UNAVAILABLE = "InputUnavailable"
     LIST_FAILED = "ListFailed"
     ALL_VIDEOS_FAILED = "AllVideosFailed"
@@ -46,6 +45,14 @@ class Reason(StrEnum):
     SELECT_FAILED = "SelectFailed"
     EXPORT_FAILED = "ExportFailed"
     VIDEOS_FAILED = "VideosFailed"
+    LIGHTLYONE_TOKEN_REJECTED = "LightlyOneTokenRejected"
+    LIGHTLYONE_PLAN_LIMIT = "LightlyOnePlanLimit"
+    LIGHTLYONE_REFUSED = "LightlyOneRefused"
+    LIGHTLYONE_UNREACHABLE = "LightlyOneUnreachable"
+    LIGHTLYONE_PICKUP_TIMEOUT = "LightlyOnePickupTimeout"
+    LIGHTLYONE_RUN_TIMEOUT = "LightlyOneRunTimeout"
+    LIGHTLYONE_RUN_FAILED = "LightlyOneRunFailed"
+    LIGHTLYONE_STATE = "LightlyOneState"
     SPEC_CHANGED_AFTER_START = "SpecChangedAfterStart"
     SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
     RUN_SUCCEEDED = "RunSucceeded"
@@ -60,7 +67,6 @@ class ReasonInfo:
 
 REASONS: dict[Reason, ReasonInfo] = {
     Reason.INVALID_SPEC: ReasonInfo("the spec does not validate; the message names each field", True, "spec"),
-    Reason.ENGINE_UNAVAILABLE: ReasonInfo("spec.selector.engine names an engine this build cannot run", True, "spec"),
     Reason.INPUT_UNAVAILABLE: ReasonInfo(
         "the input cannot be listed, or no video matches (the list Job's message says which)", True, "list"
     ),
@@ -74,6 +80,26 @@ REASONS: dict[Reason, ReasonInfo] = {
     Reason.SELECT_FAILED: ReasonInfo("the selection Job failed", True, "select"),
     Reason.EXPORT_FAILED: ReasonInfo("the export Job failed", True, "export"),
     Reason.VIDEOS_FAILED: ReasonInfo("some videos failed and are left out; the run goes on (Event)", False, "infer"),
+    Reason.LIGHTLYONE_TOKEN_REJECTED: ReasonInfo(
+        "the Lightly API rejected the token (401/403): check the Secret spec.selector.token names", True, "select"
+    ),
+    Reason.LIGHTLYONE_PLAN_LIMIT: ReasonInfo("LightlyOne refused for the account's plan (402)", True, "select"),
+    Reason.LIGHTLYONE_REFUSED: ReasonInfo(
+        "LightlyOne refused a dataset, datasource, config or export (4xx, with LightlyOne's text)", True, "select"
+    ),
+    Reason.LIGHTLYONE_UNREACHABLE: ReasonInfo(
+        "the Lightly API stayed unreachable longer than spec.selector.apiRetryTimeout", True, "select"
+    ),
+    Reason.LIGHTLYONE_PICKUP_TIMEOUT: ReasonInfo(
+        "no Worker picked the run up within spec.selector.pickupTimeout (the message says what its pod does)",
+        True,
+        "select",
+    ),
+    Reason.LIGHTLYONE_RUN_TIMEOUT: ReasonInfo("the LightlyOne run outlasted spec.selector.runTimeout", True, "select"),
+    Reason.LIGHTLYONE_RUN_FAILED: ReasonInfo(
+        "the LightlyOne run ended FAILED, CRASHED or ABORTED (LightlyOne's message)", True, "select"
+    ),
+    Reason.LIGHTLYONE_STATE: ReasonInfo("Event: the LightlyOne run changed state", False, ""),
     Reason.SPEC_CHANGED_AFTER_START: ReasonInfo(
         "condition SpecChangeIgnored: the spec changed after the start; the run keeps its first spec", False, ""
     ),
@@ -127,6 +153,7 @@ class ExitCode(IntEnum):
     FAILURE = 1
     USAGE = 2
     BAD_INPUT = 3
+    GAVE_UP = 4  # a permanent answer from elsewhere (LightlyOne refused, or its run failed): no retry
     INTERRUPTED = 130
 
 

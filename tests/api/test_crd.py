@@ -53,6 +53,12 @@ def test_examples_validate_against_the_crd_schema() -> None:
 
 def test_printer_columns_and_short_name() -> None:
     version = crd()["spec"]["versions"][0]
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Videos", "Selected", "Age"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Phase",
+        "Videos",
+        "Selected",
+        "LightlyOne",
+        "Age",
+    ]
     assert crd()["spec"]["names"]["shortNames"] == ["alr"]
     assert version["subresources"] == {"status": {}}

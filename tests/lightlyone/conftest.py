@@ -1,0 +1,3 @@
+from tests.lightlyone.fixtures import lightly_api
+
+__all__ = ["lightly_api"]
