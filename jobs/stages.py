@@ -60,6 +60,9 @@ def stage_summary(ctx: RunContext, stage: str, summary: RunSummary) -> dict[str,
         return {"predictionFiles": summary.convert.prediction_files, "skipped": summary.convert.skipped}
     if stage == "export":
         return results_summary(ctx)
+    if stage == "select" and ctx.run.spec.selector.engine == "lightlyone":
+        selection = json.loads(ctx.output.read_text(ctx.run_key("selection.json")))["selection"]
+        return {"stage": stage, "done": True, "lightlyone": selection.get("lightlyone", {})}
     return {"stage": stage, "done": True}
 
 

@@ -103,6 +103,27 @@ class Cluster:
             if (pod.get("metadata", {}).get("labels") or {}).get(JOB_NAME_LABEL) == job_name
         ]
 
+    def pod_log(self, namespace: str, pod_name: str, tail_lines: int) -> str:
+        """The tail of a pod's log: the select pod of a LightlyOne run reports its run's state
+        there (ids and states only), which needs `pods/log` and no Secret."""
+        try:
+            response: Any = self.core.read_namespaced_pod_log(
+                pod_name, namespace, tail_lines=tail_lines, _preload_content=False
+            )
+        except ApiException as err:
+            if err.status in (400, 404):  # not started yet, or gone
+                return ""
+            raise
+        return bytes(response.data or b"").decode("utf-8", "replace")
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and its pods (a LightlyOne Worker left waiting after its select Job ended)."""
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background", _preload_content=False)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
     # ----- events -----
 
     def post_event(self, run: dict[str, Any], kind: str, reason: str, message: str) -> None:

@@ -28,10 +28,19 @@ LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
 CONFIG_MOUNT = "/etc/framesift"
 RUN_FILE = f"{CONFIG_MOUNT}/run.yaml"
 RUN_AS_USER = 10001
+POD_SECURITY = {  # Pod Security Standard "restricted", for every pod framesift creates
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS_USER,
+    "runAsGroup": RUN_AS_USER,
+    "fsGroup": RUN_AS_USER,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
 STAGE_RESOURCES = {"list": "convert"}  # the list Job is small and CPU-only, like convert
+WORKER_STAGE = "worker"  # the LightlyOne Worker Job's stage label (engine lightlyone)
+WORKER_ID_PLACEHOLDER = "<the id the select Job registers>"  # what `framesift plan` shows
 
 
 def child_name(run_name: str, stage: str) -> str:
@@ -142,6 +151,8 @@ def _pod_spec(
         "terminationMessagePath": TERMINATION_LOG,  # the stage's JSON summary: all the operator reads
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if stage == "select" and run.spec.selector.engine == "lightlyone":
+        container["env"].append(_token_env(run))
     resources = _resources(stage_resources, default_gpus)
     if resources:
         container["resources"] = resources
@@ -151,22 +162,76 @@ def _pod_spec(
         "restartPolicy": "Never",
         "containers": [container],
         "volumes": [{"name": "config", "configMap": {"name": config_name}}, {"name": "tmp", "emptyDir": {}}],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": dict(POD_SECURITY),
         "automountServiceAccountToken": False,
     }
-    if stage_resources.node_selector:
-        spec["nodeSelector"] = dict(stage_resources.node_selector)
-    if stage_resources.tolerations:
-        spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in stage_resources.tolerations]
-    if stage_resources.priority_class_name:
-        spec["priorityClassName"] = stage_resources.priority_class_name
-    return spec
+    return _place(spec, stage_resources)
+
+
+def _place(pod_spec: dict[str, Any], resources: StageResources) -> dict[str, Any]:
+    """Node selector, tolerations and priority class of a stage's pods."""
+    if resources.node_selector:
+        pod_spec["nodeSelector"] = dict(resources.node_selector)
+    if resources.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in resources.tolerations]
+    if resources.priority_class_name:
+        pod_spec["priorityClassName"] = resources.priority_class_name
+    return pod_spec
+
+
+def _token_env(run: ActiveLearningRun) -> dict[str, Any]:
+    """LIGHTLY_TOKEN by Secret reference: the kubelet reads it, never the operator."""
+    ref = run.spec.selector.token
+    assert ref is not None, "validated: engine lightlyone has a token"
+    return {"name": "LIGHTLY_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def build_worker_job(run: ActiveLearningRun, run_uid: str, namespace: str, worker_id: str) -> dict[str, Any]:
+    """The LightlyOne Worker of the run, as a Job (so Kueue's quota applies to it like to the
+    rest): `docker run --shm-size --gpus -e LIGHTLY_TOKEN -e LIGHTLY_WORKER_ID lightly/worker`,
+    translated. The Worker exits when its job is done (shutdown_when_job_finished, which the
+    select Job always sends), so the Job ends with the LightlyOne run; a retry would not help a
+    run the Worker already took (it ends CRASHED), so there is none."""
+    selector = run.spec.selector
+    resources = run.spec.resources.select
+    env = [_token_env(run), {"name": "LIGHTLY_WORKER_ID", "value": worker_id}]
+    if selector.server_location:
+        env.append({"name": "LIGHTLY_SERVER_LOCATION", "value": selector.server_location})
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": selector.worker_image,
+        "env": env,
+        "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    limits = _resources(resources, default_gpus=1)  # the Worker embeds and trains: a GPU, as --gpus all
+    if limits:
+        container["resources"] = limits
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        # --shm-size: the Worker's processes share memory; Kubernetes' default /dev/shm is 64 MiB
+        "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": selector.shm_size}}],
+        "securityContext": dict(POD_SECURITY),
+        "automountServiceAccountToken": False,
+    }
+    _place(pod_spec, resources)
+    meta = _meta(run, run_uid, namespace, WORKER_STAGE)
+    spec: dict[str, Any] = {
+        "template": {"metadata": {"labels": labels(run.metadata.name, WORKER_STAGE)}, "spec": pod_spec},
+        "completions": 1,
+        "parallelism": 1,
+        "backoffLimit": 0,
+    }
+    queue = run.spec.resources.queue_name
+    if queue:
+        meta["labels"][LABEL_QUEUE] = queue
+        spec["suspend"] = True
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
 
 
 def _max_failed_indexes(run: ActiveLearningRun, n_videos: int) -> int:
@@ -261,4 +326,6 @@ def plan_objects(
         build_job(run, run_uid, namespace, stage.name, run.spec.image or image, n_videos)
         for stage in stages_for(run.spec.selection is not None)
     ]
+    if run.spec.selector.engine == "lightlyone" and run.spec.selection is not None:
+        objects.append(build_worker_job(run, run_uid, namespace, WORKER_ID_PLACEHOLDER))
     return objects

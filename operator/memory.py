@@ -18,6 +18,8 @@ class MemoryCluster:
         self.status_patches: list[dict[str, Any]] = []
         self.pods: dict[str, list[dict[str, Any]]] = {}  # job name → its pods
         self.pod_reads: list[str] = []
+        self.logs: dict[str, str] = {}  # pod name → its log
+        self.deleted: list[str] = []
 
     # ----- what the Reconciler calls -----
 
@@ -57,6 +59,13 @@ class MemoryCluster:
     def pods_of_job(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
         self.pod_reads.append(job_name)
         return copy.deepcopy(self.pods.get(job_name, []))
+
+    def pod_log(self, namespace: str, pod_name: str, tail_lines: int) -> str:
+        return "\n".join(self.logs.get(pod_name, "").splitlines()[-tail_lines:])
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.objects.pop(("Job", namespace, name), None)
+        self.deleted.append(name)
 
     def post_event(self, run: dict[str, Any], kind: str, reason: str, message: str) -> None:
         self.events.append((kind, str(reason), message))

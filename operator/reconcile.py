@@ -96,6 +96,22 @@ class Decision:
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     videos: int | None = None  # the inference Job's size, when it is to be created
+    worker_id: str | None = None  # the LightlyOne Worker's id, when its Job is to be created
+    delete: list[str] = field(default_factory=list)  # stages whose Jobs are to be deleted
+
+
+WORKER = "worker"  # the LightlyOne Worker Job (engine lightlyone), started by the select stage's report
+LIGHTLYONE_KEYS = ("datasetId", "workerId", "scheduledRunId", "runId", "state", "message")
+
+
+@dataclass
+class LightlyOneView:
+    """What the operator knows of a LightlyOne run without its token: the select pod's latest
+    report (a status line of its log while it runs, its termination message once it is done) and
+    what the Worker's pod is doing (for a pickup that never comes)."""
+
+    report: dict[str, Any]
+    worker_pod: str | None = None
 
 
 MAX_FAILED_VIDEOS = 20  # named in status; the rest are counted
@@ -165,13 +181,15 @@ def decide(
     summaries: dict[str, dict[str, Any]] | None = None,
     failed_videos: dict[int, dict[str, str]] | None = None,
     max_failed_videos: int | None = None,
+    lightlyone: LightlyOneView | None = None,
 ) -> Decision:
     """The next step of a run from its current status and children.
 
     `jobs` maps stage → the Job found for it; `summaries` maps stage → the JSON summary its pod
     left as termination message (the list Job's video count, a failure's error, the export's
     results); `failed_videos` maps a failed inference index → {name, reason} from its pod;
-    `max_failed_videos` is how many videos may fail (None: all but every one).
+    `max_failed_videos` is how many videos may fail (None: all but every one); `lightlyone` is
+    given for runs of that engine.
     """
     summaries = summaries or {}
     status = {k: v for k, v in status.items()}
@@ -231,17 +249,28 @@ def decide(
                     )
                 )
             continue
+        if stage.name == "select" and lightlyone is not None:
+            _follow_lightlyone(decision, status, jobs, lightlyone)
         failed = job_condition(job, "Failed")
         if failed:
-            error = (summaries.get(stage.name) or {}).get("error")
+            summary = summaries.get(stage.name) or {}
+            error = summary.get("error")
             message = (
                 f"{stage.name} Job {job['metadata']['name']} failed: {failed.get('reason', '')} "
                 f"{failed.get('message', '')}".strip()
             )
-            return fail(status, stage.failed, f"{message}: {error}" if error else message, generation)
+            reason = Reason(summary["reason"]) if summary.get("reason") in set(Reason) else stage.failed
+            if reason == Reason.LIGHTLYONE_PICKUP_TIMEOUT and lightlyone and lightlyone.worker_pod:
+                error = f"{error} (the Worker pod: {lightlyone.worker_pod})"
+            ended = fail(status, reason, f"{message}: {error}" if error else message, generation)
+            ended.events[:0], ended.delete = decision.events, decision.delete
+            return ended
         if not job_condition(job, "Complete"):
             status["phase"] = stage.phase
             _suspended(job, status)
+            waiting = lightlyone and (status.get("lightlyone") or {}).get("state") == "OPEN" and lightlyone.worker_pod
+            if stage.name == "select" and waiting:
+                status["message"] = f"waiting for the LightlyOne Worker to pick the run up; its pod: {waiting}"
             return _announce(decision, old_phase)
 
     status.update(_results(summaries.get("export") or {}))
@@ -259,6 +288,30 @@ def decide(
     return _announce(decision, old_phase)
 
 
+def _follow_lightlyone(
+    decision: Decision, status: dict[str, Any], jobs: dict[str, dict[str, Any]], view: LightlyOneView
+) -> None:
+    """status.lightlyone from the select pod's report, an Event per state change, the Worker Job
+    once the Worker is registered, and no Worker Job left running after the select Job ends."""
+    old = dict(status.get("lightlyone") or {})
+    new = {**old, **{k: v for k, v in view.report.items() if k in LIGHTLYONE_KEYS and v is not None}}
+    if new != old:
+        status["lightlyone"] = new
+    state = new.get("state")
+    if state and state != old.get("state"):
+        detail = f": {new['message']}" if new.get("message") else ""
+        decision.events.append(("Normal", Reason.LIGHTLYONE_STATE, f"LightlyOne run {state}{detail}"))
+    select = jobs["select"]
+    select_done = bool(job_condition(select, "Complete") or job_condition(select, "Failed"))
+    worker = jobs.get(WORKER)
+    if worker is None and new.get("workerId") and not select_done:
+        decision.create.append(WORKER)
+        decision.worker_id = str(new["workerId"])
+    worker_done = worker is not None and bool(job_condition(worker, "Complete") or job_condition(worker, "Failed"))
+    if worker is not None and select_done and not worker_done:
+        decision.delete.append(WORKER)
+
+
 def _suspended(job: dict[str, Any], status: dict[str, Any]) -> None:
     if (job.get("spec") or {}).get("suspend"):
         status["message"] = f"Job {job['metadata']['name']} is {WAITING_FOR_ADMISSION} (suspended, Kueue)"
@@ -274,4 +327,13 @@ def _announce(decision: Decision, old_phase: str | None) -> Decision:
     return decision
 
 
-__all__ = ["Decision", "IndexRanges", "decide", "fail", "infer_progress", "parse_indexes", "set_condition"]
+__all__ = [
+    "Decision",
+    "IndexRanges",
+    "LightlyOneView",
+    "decide",
+    "fail",
+    "infer_progress",
+    "parse_indexes",
+    "set_condition",
+]

@@ -19,6 +19,7 @@ from framesift.api.manifest import parse_run, safe_load
 from framesift.api.models import ActiveLearningRun
 from framesift.api.vocabulary import (
     ANNOTATION_SPEC_GENERATION,
+    LIGHTLYONE_STATUS_MARKER,
     PIPELINE,
     TERMINAL_PHASES,
     Condition,
@@ -28,10 +29,12 @@ from framesift.api.vocabulary import (
 from framesift.jobs.summary import read_summary
 from framesift.operator import metrics
 from framesift.operator.kube import Cluster
-from framesift.operator.manifests import build_configmap, build_job, child_name
+from framesift.operator.manifests import build_configmap, build_job, build_worker_job, child_name
 from framesift.operator.reconcile import (
     MAX_FAILED_VIDEOS,
+    WORKER,
     Decision,
+    LightlyOneView,
     decide,
     fail,
     infer_progress,
@@ -101,6 +104,38 @@ def failed_indexes(pods: list[dict[str, Any]], wanted: set[int]) -> dict[int, di
     return out
 
 
+def status_line(log_tail: str) -> dict[str, Any]:
+    """The last `FRAMESIFT_LIGHTLYONE {json}` line of a select pod's log ({} when none)."""
+    for line in reversed(log_tail.splitlines()):
+        if line.startswith(LIGHTLYONE_STATUS_MARKER):
+            summary = read_summary(line[len(LIGHTLYONE_STATUS_MARKER) :])
+            if summary is not None:
+                return summary
+    return {}
+
+
+def describe_pod(pods: list[dict[str, Any]]) -> str:
+    """What the newest pod is doing, in `kubectl get pod` words: Pending, ImagePullBackOff
+    (with the kubelet's message), Running, a crash (exit code)..."""
+    if not pods:
+        return "not created yet (is its Job suspended, waiting for Kueue, or out of quota?)"
+    pod = sorted(pods, key=_creation_order)[-1]
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        if "waiting" in state:
+            waiting = state["waiting"]
+            return f"{waiting.get('reason', 'Waiting')}: {waiting.get('message', '')}".rstrip(": ")
+        if "terminated" in state:
+            return f"exited {state['terminated'].get('exitCode')} ({state['terminated'].get('reason', '')})"
+        if "running" in state:
+            return f"Running (restarts: {container.get('restartCount', 0)})"
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return f"Pending, not scheduled: {condition.get('message', '')}"
+    return str(status.get("phase") or "Pending")
+
+
 class Reconciler:
     def __init__(self, cluster: Cluster, image: str, defaults: dict[str, Any] | None = None):
         self.cluster = cluster
@@ -151,7 +186,10 @@ class Reconciler:
         stages = stages_for(run.spec.selection is not None)
         total = listed_videos(status, summaries) or 0
         limit = run.spec.input.failed_videos_limit(total)
-        decision = decide(stages, status, generation, configmap is not None, jobs, summaries, failed_videos, limit)
+        lightlyone = self._lightlyone(namespace, run, jobs, summaries)
+        decision = decide(
+            stages, status, generation, configmap is not None, jobs, summaries, failed_videos, limit, lightlyone
+        )
         if not decision.status and not decision.create:
             return status.get("phase"), False
 
@@ -162,14 +200,52 @@ class Reconciler:
                 log.info("run %s/%s: ConfigMap created", namespace, name)
             else:
                 image = run.spec.image or self.image
-                created = self.cluster.create(build_job(run, uid, namespace, item, image, decision.videos or 0))
-                progressed |= created
+                job = (
+                    build_worker_job(run, uid, namespace, decision.worker_id or "")
+                    if item == WORKER
+                    else build_job(run, uid, namespace, item, image, decision.videos or 0)
+                )
+                created = self.cluster.create(job)
+                progressed |= created and item != WORKER  # the Worker Job moves no stage on
                 if created:
                     log.info("run %s/%s: %s Job created", namespace, name, item)
+        for item in decision.delete:
+            self.cluster.delete_job(namespace, child_name(name, item))
+            log.info("run %s/%s: %s Job deleted (its select Job has ended)", namespace, name, item)
         self._publish(body, decision)
         return decision.status.get("phase"), progressed
 
     # ----- helpers -----
+
+    def _lightlyone(
+        self,
+        namespace: str,
+        run: ActiveLearningRun,
+        jobs: dict[str, dict[str, Any]],
+        summaries: dict[str, dict[str, Any]],
+    ) -> LightlyOneView | None:
+        """For engine lightlyone: the select pod's newest report (its termination message once it
+        ended, else the last status line of its log) and what the Worker's pod is doing."""
+        if run.spec.selector.engine != "lightlyone" or "select" not in jobs:
+            return None
+        select = jobs["select"]
+        report: dict[str, Any] = {}
+        pods = self.cluster.pods_of_job(namespace, select["metadata"]["name"])
+        if job_condition(select, "Complete") or job_condition(select, "Failed"):
+            summary = summaries.get("select") or pod_summary(pods) or {}
+            summaries["select"] = summary
+            report = dict(summary.get("lightlyone") or {})
+        else:
+            running = sorted(
+                (p for p in pods if (p.get("status") or {}).get("phase") == "Running"), key=_creation_order
+            )
+            if running:
+                report = status_line(self.cluster.pod_log(namespace, running[-1]["metadata"]["name"], 50))
+        worker = jobs.get(WORKER)
+        worker_pod = None
+        if worker is not None:
+            worker_pod = describe_pod(self.cluster.pods_of_job(namespace, worker["metadata"]["name"]))
+        return LightlyOneView(report, worker_pod)
 
     def _pod_reports(
         self, namespace: str, jobs: dict[str, dict[str, Any]], status: dict[str, Any]

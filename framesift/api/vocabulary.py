@@ -164,6 +164,9 @@ ANNOTATION_SPEC_GENERATION = "framesift.dev/spec-generation"
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LOG_ENV = "FRAMESIFT_TERMINATION_LOG"
 TERMINATION_MESSAGE_MAX = 4096
+# While it runs, a LightlyOne run's select pod prints `<marker>{json}` lines (ids and states) to
+# its log; the operator reads the last one for .status.lightlyone (pods/log, no Secret).
+LIGHTLYONE_STATUS_MARKER = "FRAMESIFT_LIGHTLYONE "
 
 
 def reason_table_markdown() -> str:

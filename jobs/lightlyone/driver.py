@@ -32,8 +32,8 @@ from framesift.jobs.lightlyone import plan
 log = logging.getLogger(__name__)
 
 STATE_FILE = "lightlyone.json"
-STATUS_MARKER = "FRAMESIFT_LIGHTLYONE "  # the select pod's log lines the operator reads for .status.lightlyone
-END_STATES = ("COMPLETED", "FAILED", "CRASHED", "ABORTED", "CANCELED_OR_NOT_EXISTING")
+GONE = "CANCELED_OR_NOT_EXISTING"  # the client's word for a scheduled run it cannot find
+END_STATES = ("COMPLETED", "FAILED", "CRASHED", "ABORTED", GONE)
 WAITING_STATES = ("OPEN",)  # scheduled, not yet picked up by a Worker
 
 
@@ -167,6 +167,12 @@ class Driver:
             log.info("the LightlyOne configs changed since the last attempt: scheduling anew")
         self.state = {"config": digest}
 
+    def remember_failure(self, reason: Reason, message: str) -> None:
+        """Persist why the run could not go on: a rerun then starts a new LightlyOne run instead of
+        waiting on one that ended."""
+        if self.state:
+            self._save(failure={"reason": str(reason), "message": message})
+
     def _save(self, **values: Any) -> None:
         self.state.update(values)
         self.ctx.output.write_text(self.key, json.dumps(self.state, indent=1))
@@ -204,6 +210,19 @@ class Driver:
     def setup(self) -> None:
         """Dataset, datasources, Worker and scheduled run: each adopted when it exists."""
         self._load()
+        if self.state.get("failure"):  # the last attempt ended for good: a rerun schedules a new run
+            log.info("the last LightlyOne attempt failed (%s): scheduling a new run", self.state["failure"]["reason"])
+            for key in (
+                "failure",
+                "scheduling",
+                "scheduledRunId",
+                "scheduledAt",
+                "runId",
+                "pickedUpAt",
+                "deregistered",
+            ):
+                self.state.pop(key, None)
+            self.state.update(state=None, message=None)
         client = self.client
         name = plan.dataset_name(self.run)
         dataset_id = self.state.get("datasetId")
@@ -258,7 +277,9 @@ class Driver:
             info = self.call("reading the run's state", lambda: self.client.get_compute_worker_run_info(sid))
             # the client returns a plain str, or an enum member for "waiting for pickup"
             state, message = str(getattr(info.state, "value", info.state)), str(info.message or "")
-            if state not in WAITING_STATES and not self.state.get("runId") and state != "CANCELED_OR_NOT_EXISTING":
+            if state == GONE:  # the client also says so when the API failed to answer: make sure
+                state, message = self._confirm_gone(sid, message)
+            if state not in WAITING_STATES and not self.state.get("runId") and state != GONE:
                 run = self.call("reading the run", lambda: self.client.get_compute_worker_run_from_scheduled_run(sid))
                 self._save(runId=str(run.id), pickedUpAt=self.clock.now())
             if state != self.state.get("state") or message != self.state.get("message"):
@@ -277,6 +298,19 @@ class Driver:
                     f"spec.selector.runTimeout {self.run.spec.selector.run_timeout}",
                 )
             self.clock.sleep(float(self.limits["poll"] or 1))
+
+    def _confirm_gone(self, sid: str, message: str) -> tuple[str, str]:
+        """Ask again, through the bounded retry: a run that exists, a run still waiting, or gone."""
+        try:
+            run = self.call("reading the run", lambda: self.client.get_compute_worker_run_from_scheduled_run(sid))
+            return str(run.state), str(run.message or "")
+        except LightlyOneError as err:
+            if err.reason != Reason.LIGHTLYONE_REFUSED:  # a 404: no Worker has it; is it still scheduled?
+                raise
+        waiting = self.call("listing scheduled runs", lambda: self.client.get_scheduled_compute_worker_runs())
+        if any(str(r.id) == sid for r in waiting):
+            return "OPEN", "waiting for pickup by a LightlyOne Worker"
+        return GONE, message
 
     def _give_up_pickup(self) -> None:
         sid = self.state["scheduledRunId"]
@@ -315,7 +349,8 @@ class Driver:
             self.deregister()
             raise LightlyOneError(
                 Reason.LIGHTLYONE_RUN_FAILED,
-                f"LightlyOne run {self.state.get('runId') or '-'} ended {state}: {self.state.get('message') or '-'}",
+                f"LightlyOne run {self.state.get('runId') or 'scheduled as ' + str(self.state.get('scheduledRunId'))} "
+                f"ended {state}: {self.state.get('message') or '-'}",
             )
         run = self.call(
             "reading the run",

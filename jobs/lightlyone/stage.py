@@ -13,9 +13,10 @@ import os
 import sys
 from typing import Any
 
+from framesift.api.vocabulary import LIGHTLYONE_STATUS_MARKER
 from framesift.jobs.context import RunContext
 from framesift.jobs.lightlyone import plan
-from framesift.jobs.lightlyone.driver import STATUS_MARKER, Driver, LightlyOneError, Redactor, make_client
+from framesift.jobs.lightlyone.driver import Driver, LightlyOneError, Redactor, make_client
 from framesift.jobs.lightlyone.selection import selection_document, write_selection
 
 TOKEN_ENV = "LIGHTLY_TOKEN"
@@ -27,7 +28,7 @@ class MissingToken(RuntimeError):
 
 def token_source(ctx: RunContext) -> str:
     ref = ctx.run.spec.selector.token
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and ref is not None:
+    if _in_pod() and ref is not None:
         return f"the Secret {ref.name!r}, key {ref.key!r} (spec.selector.token)"
     return f"${TOKEN_ENV}"
 
@@ -48,7 +49,7 @@ def _in_pod() -> bool:
 
 def _report(doc: dict[str, Any]) -> None:
     if _in_pod():
-        print(STATUS_MARKER + json.dumps(doc, separators=(",", ":")), flush=True)
+        print(LIGHTLYONE_STATUS_MARKER + json.dumps(doc, separators=(",", ":")), flush=True)
     else:
         parts = ", ".join(f"{k} {v}" for k, v in doc.items() if k != "message")
         message = f": {doc['message']}" if doc.get("message") else ""
@@ -73,6 +74,7 @@ def run_lightlyone(ctx: RunContext, client: Any = None) -> dict[str, Any]:
         driver.wait()
         outcome = driver.results()
     except LightlyOneError as err:
+        driver.remember_failure(err.reason, redact(str(err)))  # a rerun schedules anew
         summary = {"lightlyone": _ids(driver.state), "reason": str(err.reason)}
         raise LightlyOneError(err.reason, redact(str(err)), summary) from None
     document = selection_document(ctx, outcome.rows, outcome.tag, _ids(outcome.state))

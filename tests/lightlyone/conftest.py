@@ -1,3 +1,4 @@
 from tests.lightlyone.fixtures import lightly_api
+from tests.operator.conftest import cluster
 
-__all__ = ["lightly_api"]
+__all__ = ["cluster", "lightly_api"]

@@ -36,9 +36,15 @@ class Api:
         self.token = os.environ["LIGHTLY_TOKEN"]
 
     def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        response = requests.request(
-            method, self.base + path, params={**params, "token": self.token}, json=body, timeout=30
-        )
+        """One API call; 5xx answers are retried for a minute, as a Worker rides out an outage."""
+        deadline = time.monotonic() + 60
+        while True:
+            response = requests.request(
+                method, self.base + path, params={**params, "token": self.token}, json=body, timeout=30
+            )
+            if response.status_code < 500 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:200]}")
         return response.json() if response.content else None

@@ -36,6 +36,9 @@ def stamp() -> str:
     return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+POD_LOGS: dict[tuple[str, str], Path] = {}  # (namespace, pod) → the log file the test kubelet writes
+
+
 class RealisticEmulator(kmock.KubernetesEmulator):
     """kmock plus what the operator relies on: uid, resourceVersion, creationTimestamp,
     generation (bumped on spec changes), the namespace kept in metadata, and 201 on create."""
@@ -43,6 +46,15 @@ class RealisticEmulator(kmock.KubernetesEmulator):
     _version = 0
 
     async def _handle(self, request: kmock.Request) -> Any:
+        if request.resource is not None and request.resource.plural == "pods" and request.subresource == "log":
+            from aiohttp import web
+
+            path = POD_LOGS.get((request.namespace or "", request.name or ""))
+            if path is None:
+                return web.Response(status=404, text="pod not found")
+            lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+            tail = int(request.params.get("tailLines") or len(lines) or 1)
+            return web.Response(text="\n".join(lines[-tail:]) + "\n", content_type="text/plain")
         if request.resource is not None and isinstance(request.data, dict):
             RealisticEmulator._version += 1
             version = str(RealisticEmulator._version)
@@ -168,6 +180,7 @@ class Kubelet:
         self.kill_first: str | None = None
         self.kill_after_s = 3.0
         self.killed: list[str] = []
+        self.images: dict[str, list[str]] = {}  # image prefix → the command that plays its entrypoint
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -252,6 +265,20 @@ class Kubelet:
         created = self._json(self.core.create_namespaced_pod(meta["namespace"], pod, _preload_content=False))
         return created or pod
 
+    def _image_pull_backoff(self, job: dict[str, Any], image: str) -> None:
+        """An image no registry serves: its pod stays Pending, waiting in ImagePullBackOff."""
+        pod = self._create_pod(job, f"{job['metadata']['name']}-0-{uuid.uuid4().hex[:5]}", None)
+        waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
+        status = {
+            "phase": "Pending",
+            "containerStatuses": [{"name": pod["spec"]["containers"][0]["name"], "state": {"waiting": waiting}}],
+        }
+        meta = pod["metadata"]
+        self.core.patch_namespaced_pod_status(
+            meta["name"], meta["namespace"], {"status": status}, _preload_content=False
+        )
+        self._patch_status(job, {"startTime": stamp(), "active": 1})
+
     def _finish_pod(self, pod: dict[str, Any], code: int, message: str) -> None:
         container = pod["spec"]["containers"][0]["name"]
         terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message[:4096]}
@@ -273,7 +300,12 @@ class Kubelet:
     def _container_env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
         env = {**os.environ, **self.env}
         for item in container.get("env", []):
-            env[item["name"]] = item["value"]
+            if "value" in item:
+                env[item["name"]] = item["value"]
+            else:  # valueFrom.secretKeyRef, as the kubelet resolves it
+                ref = item["valueFrom"]["secretKeyRef"]
+                secret = self._json(self.core.read_namespaced_secret(ref["name"], namespace, _preload_content=False))
+                env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
         env["FRAMESIFT_CACHE"] = str(self.workdir / "cache")  # one cache for all "pods" of the test
         for source in container.get("envFrom", []):
             name = source["secretRef"]["name"]
@@ -296,6 +328,14 @@ class Kubelet:
                 (folder / "config").mkdir()
                 for key, value in cm.get("data", {}).items():
                     (folder / "config" / key).write_text(value)
+        if "command" not in container:  # an image's own entrypoint: a local program plays it, if known
+            entrypoint = next(
+                (cmd for prefix, cmd in self.images.items() if container["image"].startswith(prefix)), None
+            )
+            if entrypoint is None:
+                self._image_pull_backoff(job, container["image"])
+                return
+            container = {**container, "command": entrypoint}
         command = [
             FRAMESIFT if c == "framesift" else c.replace(CONFIG_MOUNT, str(folder / "config"))
             for c in container["command"]
@@ -323,6 +363,10 @@ class Kubelet:
             run_env[TERMINATION_LOG_ENV] = str(termination)  # where the container's terminationMessagePath is
             self.logs.append(log)
             pod = self._create_pod(job, name, index)
+            POD_LOGS[(meta["namespace"], name)] = log
+            self.core.patch_namespaced_pod_status(
+                name, meta["namespace"], {"status": {"phase": "Running"}}, _preload_content=False
+            )
             kill = (
                 self.kill_first == meta["labels"].get("framesift.dev/stage")
                 and index in (None, 0)
@@ -388,13 +432,23 @@ class Kubelet:
                     {"type": "Complete", "status": "True", "reason": "CompletionsReached"},
                 ]
         else:
+            fail_job_codes = {
+                code
+                for rule in spec.get("podFailurePolicy", {}).get("rules", [])
+                if rule["action"] == "FailJob"
+                for code in rule["onExitCodes"]["values"]
+            }
             failures = 0
             for _ in range(spec.get("backoffLimit", 6) + 1):
-                if attempt(None) == 0:
+                code = attempt(None)
+                if code == 0:
                     break
                 failures += 1
                 status["failed"] = failures
                 self._patch_status(job, status)
+                if code in fail_job_codes:  # podFailurePolicy FailJob: no retry
+                    failures = -1
+                    break
             else:
                 failures = -1
             if failures >= 0:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from framesift.api.manifest import load_run, parse_run
+from framesift.api.vocabulary import ExitCode
 from framesift.operator.manifests import build_configmap, build_job, child_name, plan_objects
 
 REPO = Path(__file__).resolve().parents[2]
@@ -230,7 +231,9 @@ def test_stage_pods_report_through_termination_messages_and_mount_secrets_by_nam
         assert "--video-list" not in container["command"]
     list_job = build_job(seed_run(), "u", "ml", "list", "img", 3)
     rules = list_job["spec"]["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "FailJob", "onExitCodes": {"containerName": "list", "operator": "In", "values": [2]}}
+    codes = [ExitCode.USAGE, ExitCode.GAVE_UP]
+    exits = {"containerName": "list", "operator": "In", "values": codes}
+    assert rules[0] == {"action": "FailJob", "onExitCodes": exits}
 
 
 def test_plan_without_credentials_says_which_numbers_are_placeholders() -> None:

@@ -34,6 +34,8 @@ def chart_rules() -> list[dict]:
 
 
 NS = "vision"
+# what only engine lightlyone needs: the select pod's log (live status), deleting a waiting Worker
+LIGHTLYONE_RULES = {("get", "", "pods/log"), ("delete", "batch", "jobs")}
 SECRET_VALUE = "planted-secret-3f9c1b7e"
 
 
@@ -146,7 +148,8 @@ def test_run_over_the_real_clips_reaches_succeeded(cluster: Cluster, s3_server, 
     denied = sorted(c for c in calls if not allowed(rules, *c))
     assert denied == [], f"calls the chart's ClusterRole does not allow: {denied}"
     granted = {(v, g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-    assert sorted(granted - calls) == [], "rules the operator never needed: make the ClusterRole minimal"
+    unused = sorted(granted - calls - LIGHTLYONE_RULES)  # those the LightlyOne tests show in use
+    assert unused == [], "rules the operator never needed: make the ClusterRole minimal"
 
     # deleting the run garbage-collects its children (no finalizer in the way)
     assert not run["metadata"].get("finalizers")
