@@ -40,6 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from framesift.jobs.pipeline import TooManyVideosFailed, render_summary, run_local
 
     ctx = load_context(args.run)
+    ctx.new_only = args.new_only
     try:
         summary = run_local(ctx, _progress_enabled(args))
     except TooManyVideosFailed as err:
@@ -50,6 +51,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_schedule_preview(args: argparse.Namespace) -> int:
+    import yaml
+
+    from framesift.operator.schedule import preview_schedule
+
+    print(yaml.safe_dump(preview_schedule(Path(args.schedule), args.count), sort_keys=False), end="")
+    return ExitCode.OK
+
+
 def cmd_job(args: argparse.Namespace) -> int:
     from framesift.jobs import stages
 
@@ -57,16 +67,18 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from framesift.api.crd import crd_yaml
+    from framesift.api.crd import CRD_FILES
 
-    text = crd_yaml()
     if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+        sys.stdout.write("---\n".join(render() for render in CRD_FILES.values()))
+        return ExitCode.OK
+    for folder in (Path(args.out), Path("charts/framesift/crds")):
+        if folder == Path("charts/framesift/crds") and not folder.is_dir():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, render in CRD_FILES.items():
+            (folder / name).write_text(render())
+            print(f"wrote {folder / name}", file=sys.stderr)
     return ExitCode.OK
 
 
@@ -189,7 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a manifest end to end on this machine (no cluster)")
     run.add_argument("run", help="ActiveLearningRun YAML")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--new-only", action="store_true", help="only videos no earlier run over this output has inferred")
     run.set_defaults(func=cmd_run)
+
+    schedule = sub.add_parser("schedule", help="ActiveLearningSchedule tools")
+    schedule_sub = schedule.add_subparsers(dest="schedule_command", required=True)
+    preview = schedule_sub.add_parser("preview", help="the next five ticks and the run the next one creates")
+    preview.add_argument("schedule", help="ActiveLearningSchedule YAML")
+    preview.add_argument("--count", type=int, default=5)
+    preview.set_defaults(func=cmd_schedule_preview)
 
     job = sub.add_parser("job", help="one pipeline stage, as a Kubernetes Job runs it")
     job.add_argument("stage", choices=STAGE_NAMES)
@@ -205,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     job.set_defaults(func=cmd_job)
 
     crd = sub.add_parser("crd", help="write the CRD generated from the API models")
-    crd.add_argument("--out", default="crds/framesift.dev_activelearningruns.yaml", help="file, or - for stdout")
+    crd.add_argument("--out", default="crds", help="folder (the chart's crds/ too, when run in the repo), or -")
     crd.set_defaults(func=cmd_crd)
 
     operator = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")

@@ -33,6 +33,8 @@ class RunContext:
     video_list_file: Path | None = None
     stored_list: bool = False  # read the list the list stage froze in the output (cluster Jobs)
     hidden_videos: list[str] = field(default_factory=list)  # skipped when listing: hidden path parts
+    new_only: bool = False  # `--new-only`; spec.input.newOnly also turns it on
+    already_inferred: list[str] = field(default_factory=list)  # skipped when listing: inferred by earlier runs
 
     @property
     def name(self) -> str:
@@ -77,6 +79,10 @@ class RunContext:
                 f"spec.input: no videos under {self.input.uri} match include={spec.include} "
                 f"exclude={spec.exclude} (video files end in .mp4 .m4v .hevc .mpg .mpeg .avi .mov .webm)"
             )
+        if self.new_only or spec.new_only:
+            seen = inferred_elsewhere(self.output, self.name)
+            self.already_inferred = [v.key for v in videos if (v.key, v.identity) in seen]
+            videos = [v for v in videos if (v.key, v.identity) not in seen]
         return videos
 
     def run_key(self, *parts: str) -> str:
@@ -86,6 +92,19 @@ class RunContext:
     def person_key(self, *parts: str) -> str:
         """A key under runs/<run-name>/: what a person opens."""
         return join_key("runs", self.name, *parts)
+
+
+def inferred_elsewhere(output: Storage, run_name: str) -> set[tuple[str, str]]:
+    """(path, content identity) of every video another run over this output inferred: the
+    results' pointers each run writes per video (`.framesift/runs/<run>/videos/`)."""
+    seen: set[tuple[str, str]] = set()
+    for obj in output.list(join_key(".framesift", "runs")):
+        parts = obj.key.split("/")
+        if len(parts) == 5 and parts[3] == "videos" and parts[2] != run_name and parts[4].endswith(".json"):
+            pointer = json.loads(output.read_text(obj.key))
+            if pointer.get("status") == "ok":
+                seen.add((str(pointer["video"]), str(pointer.get("identity"))))
+    return seen
 
 
 def video_list_document(videos: list[ObjectInfo]) -> list[dict[str, object]]:

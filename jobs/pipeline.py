@@ -84,6 +84,8 @@ def list_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> No
     summary.extra["videos"] = f"{len(ctx.videos)} listed under {ctx.input.uri} ({ctx.output.url(key)})"
     if ctx.hidden_videos:
         summary.extra["videos"] += f"; {len(ctx.hidden_videos)} skipped (a path part starts with '.')"
+    if ctx.already_inferred:
+        summary.extra["videos"] += f"; {len(ctx.already_inferred)} skipped (inferred by earlier runs: new only)"
 
 
 def convert_stage(ctx: RunContext, summary: RunSummary, _show_progress: bool) -> None:
@@ -147,6 +149,9 @@ def run_local(ctx: RunContext, show_progress: bool = True) -> RunSummary:
             started = time.monotonic()
             STAGE_RUNNERS[stage.name](ctx, summary, show_progress)
             summary.stage_seconds[stage.name] = time.monotonic() - started
+            if stage.name == "list" and not ctx.videos:  # new only, and nothing new
+                summary.extra["done"] = "no new videos: nothing to infer or select"
+                break
             if stage.name == "infer":
                 check_failed_videos(ctx, summary)
     return summary

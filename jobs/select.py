@@ -26,6 +26,7 @@ from framesift.api.models import ActiveLearningRun
 from framesift.api.selection_config import SelectionConfig
 from framesift.jobs.collect import load_ok_results, run_entries
 from framesift.jobs.context import RunContext
+from framesift.jobs.labels import labelled_frames, labels_digest
 from framesift.jobs.selection.engine import SelectionResult, select
 from framesift.jobs.selection.scores import SCORE_NAMES
 from framesift.jobs.selection.sources import (
@@ -108,6 +109,7 @@ def run_select(ctx: RunContext) -> SelectOutcome:
         "threshold": spec.quality.corruption_threshold,
         "tag": spec.export.tag,
         "datapool": hashlib.sha256("\n".join(datapool).encode()).hexdigest(),
+        "labeled": labels_digest(ctx),
     }
     if ctx.output.exists(selection_key(ctx)):
         previous = json.loads(ctx.output.read_text(selection_key(ctx)))
@@ -125,7 +127,10 @@ def run_select(ctx: RunContext) -> SelectOutcome:
         per_video,
         spec.output.frame_format,
     )
-    result = select(data, spec.selection, tag=spec.export.tag, datapool_names=datapool)
+    labelled = labelled_frames(ctx, set(data.file_names))
+    if labelled:
+        log.info("%d frames already have labels (spec.selector.labeled): they count as datapool", len(labelled))
+    result = select(data, spec.selection, tag=spec.export.tag, datapool_names=sorted({*datapool, *labelled}))
     document = result.to_json()
     document["run"] = ctx.name
     document["corrupt"] = data.corrupt_reasons

@@ -55,7 +55,10 @@ def results_summary(ctx: RunContext) -> dict[str, Any]:
 
 def stage_summary(ctx: RunContext, stage: str, summary: RunSummary) -> dict[str, Any]:
     if stage == "list":
-        return {"videos": len(ctx.videos), "videoList": ctx.output.url(ctx.run_key(VIDEO_LIST))}
+        listed: dict[str, Any] = {"videos": len(ctx.videos), "videoList": ctx.output.url(ctx.run_key(VIDEO_LIST))}
+        if ctx.new_only or ctx.run.spec.input.new_only:
+            listed["skipped"] = len(ctx.already_inferred)  # inferred by earlier runs
+        return listed
     if stage == "convert" and summary.convert is not None:
         return {"predictionFiles": summary.convert.prediction_files, "skipped": summary.convert.skipped}
     if stage == "export":

@@ -2,7 +2,8 @@
 
 No finalizer (nothing outside the cluster needs cleaning: children go by garbage collection),
 so no timers or daemons, which would add one. Runs reconcile on their own events and on their
-Jobs' events; a resync loop every `resync` seconds catches anything an event missed.
+Jobs' events; a resync loop every `resync` seconds catches anything an event missed, and brings
+every ActiveLearningSchedule's due ticks (a schedule's time, not an event, makes a tick due).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any
 import kopf
 
 from framesift.api.models import GROUP, PLURAL, VERSION
+from framesift.api.schedule import SCHEDULE_PLURAL
 from framesift.api.vocabulary import TERMINAL_PHASES
 from framesift.operator import metrics
 from framesift.operator.kube import Cluster
 from framesift.operator.manifests import LABEL_RUN
 from framesift.operator.runner import Reconciler
+from framesift.operator.schedule_runner import ScheduleReconciler
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,9 @@ def retry_delay(failures: int) -> float:
 
 
 class OperatorState:
-    def __init__(self, reconciler: Reconciler, resync: float):
+    def __init__(self, reconciler: Reconciler, resync: float, schedules: ScheduleReconciler | None = None):
         self.reconciler = reconciler
+        self.schedules = schedules or ScheduleReconciler(reconciler.cluster)
         self.resync = resync
         self.locks: dict[RunKey, asyncio.Lock] = {}
         self.failures: dict[RunKey, int] = {}
@@ -55,6 +59,14 @@ class OperatorState:
                 self._retry_later(key, delay)
             else:
                 self.failures.pop(key, None)
+
+    async def reconcile_schedule(self, namespace: str, name: str) -> None:
+        lock = self.locks.setdefault(("schedule/" + namespace, name), asyncio.Lock())
+        async with lock:
+            try:
+                await asyncio.to_thread(self.schedules.reconcile, namespace, name)
+            except Exception:  # the next resync tries again: ticks are computed from status, not events
+                log.exception("reconciling schedule %s/%s failed", namespace, name)
 
     def _retry_later(self, key: RunKey, delay: float) -> None:
         if key in self.retries and not self.retries[key].done():
@@ -102,11 +114,25 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState, metrics_port
         if namespace is not None:
             await state.reconcile(namespace, labels[LABEL_RUN])
 
+    @kopf.on.event(GROUP, VERSION, SCHEDULE_PLURAL, registry=registry)
+    async def schedule_event(type: str, namespace: str | None, name: str, **_: Any) -> None:
+        if namespace is not None and type != "DELETED":  # its runs go with it (ownerReferences)
+            await state.reconcile_schedule(namespace, name)
+
     @kopf.on.startup(registry=registry)
     async def start_resync(**_: Any) -> None:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(state.resync)
+                try:  # ticks come due with time, not with events: every schedule on every pass
+                    schedules = await asyncio.to_thread(state.reconciler.cluster.list_schedules)
+                except Exception:
+                    log.exception("resync: listing schedules failed")
+                    schedules = []
+                for schedule in schedules:
+                    meta = schedule.get("metadata", {})
+                    if meta.get("namespace"):
+                        await state.reconcile_schedule(meta["namespace"], meta["name"])
                 try:
                     runs = await asyncio.to_thread(state.reconciler.cluster.list_runs)
                 except Exception:

@@ -15,8 +15,10 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from framesift.api.models import GROUP, PLURAL, VERSION
+from framesift.api.schedule import SCHEDULE_PLURAL
 from framesift.operator.manifests import LABEL_RUN, LABEL_STAGE
 from framesift.operator.reconcile import now
+from framesift.operator.schedule import LABEL_SCHEDULE
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on every pod (1.27+)
 
@@ -54,6 +56,57 @@ class Cluster:
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _preload_content=False
         )
+
+    # ----- schedules and the runs they create -----
+
+    def get_schedule(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, SCHEDULE_PLURAL, name)
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        data = self._json(
+            self.custom.list_cluster_custom_object(GROUP, VERSION, SCHEDULE_PLURAL, _preload_content=False)
+        )
+        return list(data.get("items", []))
+
+    def patch_schedule_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, SCHEDULE_PLURAL, name, {"status": status}, _preload_content=False
+        )
+
+    def runs_of_schedule(self, namespace: str, schedule: str, schedule_uid: str) -> list[dict[str, Any]]:
+        """The schedule's runs: labelled with its name and owned by its uid (checked here too)."""
+        data = self._json(
+            self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, label_selector=f"{LABEL_SCHEDULE}={schedule}", _preload_content=False
+            )
+        )
+        return [
+            run
+            for run in data.get("items", [])
+            if (run["metadata"].get("labels") or {}).get(LABEL_SCHEDULE) == schedule
+            and any(ref.get("uid") == schedule_uid for ref in run["metadata"].get("ownerReferences") or [])
+        ]
+
+    def create_run(self, doc: dict[str, Any]) -> bool:
+        """False when the run exists (the tick was acted on before a restart)."""
+        try:
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, doc["metadata"]["namespace"], PLURAL, doc, _preload_content=False
+            )
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def delete_run(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, propagation_policy="Background", _preload_content=False
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise
 
     # ----- children -----
 

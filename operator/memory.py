@@ -20,6 +20,7 @@ class MemoryCluster:
         self.pod_reads: list[str] = []
         self.logs: dict[str, str] = {}  # pod name → its log
         self.deleted: list[str] = []
+        self.schedules: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ----- what the Reconciler calls -----
 
@@ -69,6 +70,38 @@ class MemoryCluster:
 
     def post_event(self, run: dict[str, Any], kind: str, reason: str, message: str) -> None:
         self.events.append((kind, str(reason), message))
+
+    def get_schedule(self, namespace: str, name: str) -> dict[str, Any] | None:
+        schedule = self.schedules.get((namespace, name))
+        return copy.deepcopy(schedule) if schedule else None
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        return [copy.deepcopy(s) for s in self.schedules.values()]
+
+    def patch_schedule_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        status = self.schedules[(namespace, name)].setdefault("status", {})
+        for key, value in patch.items():
+            if value is None:
+                status.pop(key, None)
+            else:
+                status[key] = copy.deepcopy(value)
+
+    def runs_of_schedule(self, namespace: str, schedule: str, schedule_uid: str) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(r)
+            for (ns, _), r in self.runs.items()
+            if ns == namespace and (r["metadata"].get("labels") or {}).get("framesift.dev/schedule") == schedule
+        ]
+
+    def create_run(self, doc: dict[str, Any]) -> bool:
+        key = (doc["metadata"]["namespace"], doc["metadata"]["name"])
+        if key in self.runs:
+            return False
+        self.runs[key] = copy.deepcopy(doc)
+        return True
+
+    def delete_run(self, namespace: str, name: str) -> None:
+        self.runs.pop((namespace, name), None)
 
     # ----- what a test or a benchmark does to it -----
 

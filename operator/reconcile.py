@@ -212,6 +212,11 @@ def decide(
                 if total is None:
                     message = "the list Job finished without saying how many videos it found (see its pod's log)"
                     return fail(status, Reason.LIST_FAILED, message, generation)
+                skipped = (summaries.get("list") or {}).get("skipped")
+                if total == 0 and isinstance(skipped, int):  # new only, and nothing new: no Job to run
+                    status["videos"] = {"total": 0, "done": 0, "failed": 0, "failedVideos": []}
+                    message = f"no new videos ({skipped} inferred by earlier runs over this output)"
+                    return _succeed(decision, old_phase, Reason.NO_NEW_VIDEOS, message, generation)
                 decision.videos = total
                 status["videos"] = {"total": total, "done": 0, "failed": 0, "failedVideos": []}
             decision.create.append(stage.name)
@@ -274,15 +279,25 @@ def decide(
             return _announce(decision, old_phase)
 
     status.update(_results(summaries.get("export") or {}))
+    return _succeed(decision, old_phase, Reason.RUN_SUCCEEDED, None, generation)
+
+
+def _succeed(
+    decision: Decision, old_phase: str | None, reason: Reason, message: str | None, generation: int | None
+) -> Decision:
+    status = decision.status
     status["phase"] = Phase.SUCCEEDED
     status["finishedAt"] = status.get("finishedAt") or now()
-    status.pop("message", None)
+    if message:
+        status["message"] = message
+    else:
+        status.pop("message", None)
     status["conditions"] = set_condition(
         status.get("conditions", []),
         Condition.SUCCEEDED,
         "True",
-        Reason.RUN_SUCCEEDED,
-        PHASE_MESSAGES[Phase.SUCCEEDED],
+        reason,
+        message or PHASE_MESSAGES[Phase.SUCCEEDED],
         generation,
     )
     return _announce(decision, old_phase)

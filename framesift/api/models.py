@@ -83,6 +83,11 @@ class InputSpec(Location):
     relevant_filenames: list[str] | None = Field(
         default=None, description="only these videos (paths below uri), like LightlyOne's relevant_filenames"
     )
+    new_only: bool = Field(
+        default=False,
+        description="only videos no earlier run over this output has inferred (same path and content); "
+        "scheduled runs default to true",
+    )
     max_failed_videos: int | str | None = Field(
         default=None,
         description=(
@@ -229,6 +234,11 @@ class SelectorSpec(ApiModel):
     engine: Literal["builtin", "lightlyone"] = "builtin"
     datapool: bool = Field(
         default=False, description="frames selected by earlier runs over the same output count, and are not re-picked"
+    )
+    labeled: str | None = Field(
+        default=None,
+        description="frames that already have human labels (a COCO file or a Label Studio export, by URI "
+        "next to the output): they count as datapool, so the selection goes where the labels are not",
     )
     # ----- engine: lightlyone (docs/lightlyone.md) -----
     token: SecretKeyRef | None = Field(default=None, description="the Lightly API token: a Secret and its key")

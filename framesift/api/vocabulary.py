@@ -53,6 +53,13 @@ class Reason(StrEnum):
     LIGHTLYONE_RUN_TIMEOUT = "LightlyOneRunTimeout"
     LIGHTLYONE_RUN_FAILED = "LightlyOneRunFailed"
     LIGHTLYONE_STATE = "LightlyOneState"
+    RUN_SCHEDULED = "RunScheduled"
+    TICK_SKIPPED = "TickSkipped"
+    TICK_MISSED = "TickMissed"
+    RUN_REPLACED = "RunReplaced"
+    SCHEDULE_SUSPENDED = "Suspended"
+    SCHEDULE_ACTIVE = "Scheduling"
+    NO_NEW_VIDEOS = "NoNewVideos"
     SPEC_CHANGED_AFTER_START = "SpecChangedAfterStart"
     SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
     RUN_SUCCEEDED = "RunSucceeded"
@@ -100,6 +107,17 @@ REASONS: dict[Reason, ReasonInfo] = {
         "the LightlyOne run ended FAILED, CRASHED or ABORTED (LightlyOne's message)", True, "select"
     ),
     Reason.LIGHTLYONE_STATE: ReasonInfo("Event: the LightlyOne run changed state", False, ""),
+    Reason.RUN_SCHEDULED: ReasonInfo("schedule Event: a tick created a run", False, ""),
+    Reason.TICK_SKIPPED: ReasonInfo(
+        "schedule Event: concurrencyPolicy Forbid skipped a tick (a run is active)", False, ""
+    ),
+    Reason.TICK_MISSED: ReasonInfo("schedule Event: a tick came later than startingDeadlineSeconds", False, ""),
+    Reason.RUN_REPLACED: ReasonInfo("schedule Event: concurrencyPolicy Replace deleted the active run", False, ""),
+    Reason.SCHEDULE_SUSPENDED: ReasonInfo("schedule condition Scheduling False: spec.suspend is set", False, ""),
+    Reason.SCHEDULE_ACTIVE: ReasonInfo("schedule condition Scheduling True: ticks create runs", False, ""),
+    Reason.NO_NEW_VIDEOS: ReasonInfo(
+        "condition Succeeded: a newOnly run found no video earlier runs had not inferred", False, ""
+    ),
     Reason.SPEC_CHANGED_AFTER_START: ReasonInfo(
         "condition SpecChangeIgnored: the spec changed after the start; the run keeps its first spec", False, ""
     ),

@@ -122,6 +122,14 @@ class ApiServer:
                 verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
                 subresources={"status"},
             )
+            emulator.resources["framesift.dev/v1alpha1/activelearningschedules"] = kmock.ResourceInfo(
+                kind="ActiveLearningSchedule",
+                singular="activelearningschedule",
+                namespaced=True,
+                shortnames={"als"},
+                verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+                subresources={"status"},
+            )
             self.emulator = emulator
             self.url = str(server.url).rstrip("/")
             self._ready.set()

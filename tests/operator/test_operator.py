@@ -36,6 +36,13 @@ def chart_rules() -> list[dict]:
 NS = "vision"
 # what only engine lightlyone needs: the select pod's log (live status), deleting a waiting Worker
 LIGHTLYONE_RULES = {("get", "", "pods/log"), ("delete", "batch", "jobs")}
+# what only schedules need (tests/operator/test_schedule_operator.py shows them in use)
+SCHEDULE_RULES = {
+    ("create", "framesift.dev", "activelearningruns"),
+    ("delete", "framesift.dev", "activelearningruns"),
+    ("get", "framesift.dev", "activelearningschedules"),
+    ("patch", "framesift.dev", "activelearningschedules/status"),
+}
 SECRET_VALUE = "planted-secret-3f9c1b7e"
 
 
@@ -148,7 +155,7 @@ def test_run_over_the_real_clips_reaches_succeeded(cluster: Cluster, s3_server, 
     denied = sorted(c for c in calls if not allowed(rules, *c))
     assert denied == [], f"calls the chart's ClusterRole does not allow: {denied}"
     granted = {(v, g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-    unused = sorted(granted - calls - LIGHTLYONE_RULES)  # those the LightlyOne tests show in use
+    unused = sorted(granted - calls - LIGHTLYONE_RULES - SCHEDULE_RULES)  # other tests show those in use
     assert unused == [], "rules the operator never needed: make the ClusterRole minimal"
 
     # deleting the run garbage-collects its children (no finalizer in the way)

@@ -1,0 +1,78 @@
+"""Frames that already have human labels (`spec.selector.labeled`): a COCO file or a Label Studio
+export, read from a URI next to the output (same endpoint and credentials). They count as
+datapool in the selection: never picked again, and diversity moves away from them."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from framesift.jobs.context import RunContext
+from framesift.jobs.selection.sources import SourceError
+from framesift.jobs.storage import open_storage
+
+FRAMES_PREFIX = "frames/"  # where framesift's export puts frames (their URLs end in frames/<name>)
+
+
+def _read(ctx: RunContext, uri: str) -> Any:
+    head, _, name = uri.rstrip("/").rpartition("/")
+    location = ctx.run.spec.output.model_copy(update={"uri": (head or ".") + "/"})
+    store = open_storage(location, ctx.base_dir)
+    if not store.exists(name):
+        raise SourceError(f"spec.selector.labeled: {uri} does not exist")
+    try:
+        return json.loads(store.read_text(name))
+    except ValueError as err:
+        raise SourceError(f"spec.selector.labeled: {uri} is not JSON ({err})") from None
+
+
+def _frame_name(reference: str) -> str:
+    """A frame name from a file name or an image URL (presigned or not)."""
+    path = unquote(urlparse(reference).path) if "://" in reference else reference
+    if FRAMES_PREFIX in path:
+        return path.rsplit(FRAMES_PREFIX, 1)[1]
+    return path.lstrip("/")
+
+
+def references(document: Any) -> list[str]:
+    """COCO: images[].file_name; Label Studio: every task's data values (image URLs)."""
+    if isinstance(document, dict) and isinstance(document.get("images"), list):
+        return [str(image["file_name"]) for image in document["images"] if "file_name" in image]
+    if isinstance(document, list):
+        out = []
+        for task in document:
+            data = task.get("data", {}) if isinstance(task, dict) else {}
+            out += [str(v) for v in data.values() if isinstance(v, str)]
+        return out
+    raise SourceError("spec.selector.labeled: expected a COCO file (with images) or a Label Studio export (a list)")
+
+
+def labels_digest(ctx: RunContext) -> str | None:
+    """Identifies what the labels file says (a new export with the same URI changes it)."""
+    import hashlib
+
+    uri = ctx.run.spec.selector.labeled
+    if not uri:
+        return None
+    return hashlib.sha256("\n".join(sorted(references(_read(ctx, uri)))).encode()).hexdigest()
+
+
+def labelled_frames(ctx: RunContext, known: set[str]) -> list[str]:
+    """The labelled frames among `known` (the run's frame names): exact names, else a unique
+    match by file name."""
+    uri = ctx.run.spec.selector.labeled
+    if not uri:
+        return []
+    by_base: dict[str, list[str]] = {}
+    for name in known:
+        by_base.setdefault(posixpath.basename(name), []).append(name)
+    found = set()
+    for reference in references(_read(ctx, uri)):
+        name = _frame_name(reference)
+        if name in known:
+            found.add(name)
+        elif len(by_base.get(posixpath.basename(name), [])) == 1:
+            found.add(by_base[posixpath.basename(name)][0])
+    return sorted(found)
