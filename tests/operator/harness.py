@@ -615,7 +615,12 @@ class Cluster:
 
     def wait_phase(self, namespace: str, name: str, phases: tuple[str, ...], timeout: float = 420) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
-            run = self.run(namespace, name)
+            try:
+                run = self.run(namespace, name)
+            except ApiException as err:  # not created yet (a schedule's tick makes it)
+                if err.status == 404:
+                    return None
+                raise
             return run if (run.get("status") or {}).get("phase") in phases else None
 
         try:
