@@ -174,7 +174,15 @@ def test_identical_frames_share_a_pixel_hash(tmp_path: Path) -> None:
         ({"output": {"uri": "blocker/out/"}}, "is not writable"),
         (
             {"selector": {"engine": "lightlyone", "token": {"name": "lightly-token"}}},
-            "spec.selector.engine: lightlyone",
+            "engine lightlyone reads and writes buckets (LightlyOne datasources): use s3://bucket/prefix/",
+        ),
+        (
+            {
+                "selector": {"engine": "lightlyone", "token": {"name": "lightly-token"}},
+                "input": {"uri": "s3://videos/in/"},
+                "output": {"uri": "s3://lightly/out/"},
+            },
+            "spec.selector.engine lightlyone: set $LIGHTLY_TOKEN",
         ),
     ],
 )
@@ -186,7 +194,8 @@ def test_bad_input_fails_before_inference(tmp_path: Path, change: dict, expected
     doc = manifest("bad", str(tmp_path), str(tmp_path / "out"), selection=selection)
     for key, value in change.items():
         doc["spec"].setdefault(key, {}).update(value)
-    result = framesift("run", str(write_manifest(tmp_path / "run.yaml", doc)), "--no-progress")
+    run_file = str(write_manifest(tmp_path / "run.yaml", doc))
+    result = framesift("run", run_file, "--no-progress", env={"LIGHTLY_TOKEN": ""})
     assert result.returncode in (1, 2)
     assert expected in result.stderr
     assert not (tmp_path / "out" / ".framesift" / "videos").exists()
