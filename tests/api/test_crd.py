@@ -62,3 +62,25 @@ def test_printer_columns_and_short_name() -> None:
     ]
     assert crd()["spec"]["names"]["shortNames"] == ["alr"]
     assert version["subresources"] == {"status": {}}
+
+
+def test_schedule_crd_is_committed_structural_and_takes_the_example() -> None:
+    from framesift.api.crd import CRD_FILES, schedule_crd
+
+    for name, render in CRD_FILES.items():
+        for folder in (REPO / "crds", REPO / "charts" / "framesift" / "crds"):
+            assert (folder / name).read_text() == render(), f"{folder / name} drifted: run `framesift crd`"
+    version = schedule_crd()["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    assert _walk(schema) == []
+    assert schedule_crd()["spec"]["names"]["shortNames"] == ["als"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]][:3] == ["Schedule", "Timezone", "Suspend"]
+    example = yaml.safe_load((REPO / "examples" / "nightly-schedule.yaml").read_text())
+    jsonschema.validate(example, schema)
+    bad = {**example, "spec": {**example["spec"], "concurrencyPolicy": "Sometimes"}}
+    try:
+        jsonschema.validate(bad, schema)
+    except jsonschema.ValidationError as err:
+        assert "Sometimes" in str(err)
+    else:
+        raise AssertionError("the schema let concurrencyPolicy: Sometimes through")

@@ -50,3 +50,27 @@ def test_messages_and_docs_copy() -> None:
     assert embedded is not None
     body = "\n".join(line[2:] for line in embedded.group(1).splitlines())
     assert body.strip() in SCRIPT
+
+
+SCHEDULE_SCRIPT = (REPO / "charts" / "framesift" / "argocd-health-schedule.lua").read_text()
+
+
+def schedule_health(obj: dict) -> tuple[str, str]:
+    lua = LuaRuntime(unpack_returned_tuples=True)
+    check = lua.eval(f"function(obj)\n{SCHEDULE_SCRIPT}\nend")
+    result = check(lua.table_from(obj, recursive=True))
+    return str(result["status"]), str(result["message"])
+
+
+def test_schedule_health() -> None:
+    scheduling = {"type": "Scheduling", "status": "True", "reason": "Scheduling"}
+    healthy = {"spec": {}, "status": {"conditions": [scheduling], "nextScheduleTime": "2026-12-01T01:00:00Z"}}
+    assert schedule_health(healthy) == ("Healthy", "next tick 2026-12-01T01:00:00Z")
+    assert schedule_health({"spec": {"suspend": True}})[0] == "Suspended"
+    assert schedule_health({"spec": {}})[0] == "Progressing"
+    invalid = {"type": "Scheduling", "status": "False", "reason": "InvalidSpec", "message": "spec.schedule: use cron"}
+    assert schedule_health({"spec": {}, "status": {"conditions": [invalid]}}) == ("Degraded", "spec.schedule: use cron")
+    docs = (REPO / "docs" / "operator.md").read_text()
+    embedded = re.search(r"ActiveLearningSchedule: \|\n(.*?)\n```", docs, re.S)
+    assert embedded is not None
+    assert "\n".join(line[2:] for line in embedded.group(1).splitlines()).strip() in SCHEDULE_SCRIPT
