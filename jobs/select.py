@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from framesift.api.errors import validate_or_raise
 from framesift.api.manifest import safe_load
 from framesift.api.models import ActiveLearningRun
@@ -27,6 +29,7 @@ from framesift.api.selection_config import SelectionConfig
 from framesift.jobs.collect import load_ok_results, run_entries
 from framesift.jobs.context import RunContext
 from framesift.jobs.labels import labelled_frames, labels_digest
+from framesift.jobs.results import VideoResults
 from framesift.jobs.selection.engine import SelectionResult, select
 from framesift.jobs.selection.scores import SCORE_NAMES
 from framesift.jobs.selection.sources import (
@@ -62,14 +65,38 @@ def selection_key(ctx: RunContext) -> str:
     return ctx.run_key("selection.json")
 
 
-def earlier_selections(ctx: RunContext) -> list[str]:
-    """The datapool: frames selected by the other runs over this output."""
-    names: list[str] = []
+def earlier_picks(ctx: RunContext) -> dict[str, tuple[str, str]]:
+    """The datapool: frames selected by the other runs over this output, as
+    frame name → (the run that picked it, its video)."""
+    picks: dict[str, tuple[str, str]] = {}
     for obj in ctx.output.list("runs"):
         parts = obj.key.split("/")
         if len(parts) == 3 and parts[2] == "selected.json" and parts[1] != ctx.name:
-            names.extend(read_datapool(ctx.output.read_text(obj.key)))
-    return sorted(set(names))
+            doc = json.loads(ctx.output.read_text(obj.key))
+            items = doc.get("selected", []) if isinstance(doc, dict) else doc
+            for item in items:
+                if isinstance(item, dict):
+                    picks.setdefault(item["fileName"], (parts[1], str(item.get("video", ""))))
+                else:
+                    picks.setdefault(str(item), (parts[1], ""))
+    return picks
+
+
+def context_results(ctx: RunContext, picks: dict[str, tuple[str, str]], own: set[str]) -> list[VideoResults]:
+    """The results of earlier runs' videos that this run does not infer (new-only runs) but whose
+    picks are in the datapool: loaded so those picks count for diversity and balance."""
+    from framesift.jobs import results as results_mod
+
+    wanted: dict[str, str] = {}
+    for run_name, video in picks.values():
+        if video and video not in own:
+            wanted.setdefault(video, run_name)
+    loaded = []
+    for video, run_name in sorted(wanted.items()):
+        pointer = results_mod.read_pointer(ctx.output, run_name, video)
+        if pointer and pointer.get("status") == "ok":
+            loaded.append(results_mod.read_results(ctx.output, pointer["cacheKey"]))
+    return loaded
 
 
 def per_video_counts(videos: Iterable[str]) -> dict[str, int]:
@@ -102,7 +129,8 @@ def run_select(ctx: RunContext) -> SelectOutcome:
     if spec.selection is None:
         raise SourceError("spec.selection is missing: give a LightlyOne selection_config (n_samples, strategies)")
     entries = run_entries(ctx)
-    datapool = earlier_selections(ctx) if spec.selector.datapool else []
+    picks = earlier_picks(ctx) if spec.selector.datapool else {}
+    datapool = sorted(picks)
     state = {
         "results": sorted([e.video.key, e.cache_key] for e in entries if e.cache_key),
         "config": spec.selection.model_dump(mode="json"),
@@ -119,14 +147,19 @@ def run_select(ctx: RunContext) -> SelectOutcome:
             return SelectOutcome(len(sel["selected"]), counts, sel["stoppedBecause"], skipped=True)
 
     schema, per_video = read_metadata(ctx.output)
+    own = load_ok_results(ctx, entries)
+    context = context_results(ctx, picks, {r.video for r in own})
     data = from_results(
-        load_ok_results(ctx, entries),
+        own + context,
         spec.model.task,
         spec.quality.corruption_threshold,
         schema,
         per_video,
         spec.output.frame_format,
     )
+    if context:
+        data.context_only = np.isin(data.videos, [r.video for r in context])
+        log.info("%d earlier videos' picks count as datapool (their videos are not in this run)", len(context))
     labelled = labelled_frames(ctx, set(data.file_names))
     if labelled:
         log.info("%d frames already have labels (spec.selector.labeled): they count as datapool", len(labelled))
@@ -134,7 +167,7 @@ def run_select(ctx: RunContext) -> SelectOutcome:
     document = result.to_json()
     document["run"] = ctx.name
     document["corrupt"] = data.corrupt_reasons
-    document["frames"] = len(data)
+    document["frames"] = len(data) - (int(data.context_only.sum()) if data.context_only is not None else 0)
     ctx.output.write_text(selection_key(ctx), json.dumps({"state": state, "selection": document}, indent=1))
     ctx.output.write_text(ctx.person_key("selected.json"), json.dumps(document, indent=1))
     log.info("selected %d frames (%s)", len(result.picks), result.stopped_because)

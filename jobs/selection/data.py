@@ -93,6 +93,9 @@ class SelectionData:
     predictions: dict[str, TaskPredictions] = field(default_factory=dict)
     metadata: dict[str, MetadataColumn] = field(default_factory=dict)
     corrupt_reasons: dict[str, int] = field(default_factory=dict)
+    # frames of earlier runs' videos, present only so those runs' picks (the datapool) count for
+    # diversity and balance: never candidates, not counted as input
+    context_only: np.ndarray | None = None  # (n,) bool
 
     def __len__(self) -> int:
         return len(self.file_names)

@@ -214,9 +214,10 @@ def candidate_mask(
 ) -> tuple[np.ndarray, dict[str, int], int]:
     """(candidates, {reason: frames removed}, frames passing the corruptness check)."""
     filtered: dict[str, int] = {}
-    alive = ~data.corrupt
+    context = data.context_only if data.context_only is not None else np.zeros(len(data), bool)
+    alive = ~data.corrupt & ~context
     passing = int(alive.sum())
-    filtered["corrupt"] = int(data.corrupt.sum())
+    filtered["corrupt"] = int((data.corrupt & ~context).sum())
     for i, entry in enumerate(config.strategies):
         if isinstance(entry.strategy, ThresholdStrategy):
             values = numeric_input(data, i, entry)

@@ -49,8 +49,10 @@ def test_new_only_runs_infer_only_new_videos_and_keep_the_selections_balanced(tm
     run(tmp_path, "night-1", 4, ["gate", "yard"])
 
     synthetic_video(videos / "dock.mp4", frames=24, seed=3)  # tonight's new clip
-    said = run(tmp_path, "night-2", 2, ["dock"], "--new-only")
+    said = run(tmp_path, "night-2", 2, ["gate", "yard", "dock"], "--new-only")
     assert "2 skipped (inferred by earlier runs: new only)" in said
+    # the earlier picks count for diversity and balance although their videos are not inferred again
+    assert "2 earlier videos' picks count as datapool" in said
     out = open_storage(str(tmp_path / "out"))
     listed = json.loads(out.read_text(".framesift/runs/night-2/videos.json"))
     assert [v["key"] for v in listed] == ["dock.mp4"]
