@@ -10,6 +10,15 @@ from typing import Any
 from framesift.operator.manifests import LABEL_RUN, LABEL_STAGE
 
 
+def merge_patch(status: dict[str, Any], patch: dict[str, Any]) -> None:
+    """A JSON merge patch of a status, one level deep: null removes the key."""
+    for key, value in patch.items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = copy.deepcopy(value)
+
+
 class MemoryCluster:
     def __init__(self) -> None:
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
@@ -33,12 +42,7 @@ class MemoryCluster:
 
     def patch_run_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.status_patches.append(copy.deepcopy(patch))
-        status = self.runs[(namespace, name)].setdefault("status", {})
-        for key, value in patch.items():  # a JSON merge patch: null removes the key
-            if value is None:
-                status.pop(key, None)
-            else:
-                status[key] = copy.deepcopy(value)
+        merge_patch(self.runs[(namespace, name)].setdefault("status", {}), patch)
 
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.objects.get(("ConfigMap", namespace, name)))
@@ -79,12 +83,7 @@ class MemoryCluster:
         return [copy.deepcopy(s) for s in self.schedules.values()]
 
     def patch_schedule_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        status = self.schedules[(namespace, name)].setdefault("status", {})
-        for key, value in patch.items():
-            if value is None:
-                status.pop(key, None)
-            else:
-                status[key] = copy.deepcopy(value)
+        merge_patch(self.schedules[(namespace, name)].setdefault("status", {}), patch)
 
     def runs_of_schedule(self, namespace: str, schedule: str, schedule_uid: str) -> list[dict[str, Any]]:
         return [

@@ -46,22 +46,22 @@ def _first_line(err: Exception) -> str:
     return " ".join(line.strip() for line in text[:3]) if text else type(err).__name__
 
 
-def worker_config_problem(cfg: dict[str, Any]) -> str | None:
-    """None when the client accepts `workerConfig` (DockerWorkerConfigV4Docker), else why not."""
+def _config_problem(model: str, cfg: dict[str, Any]) -> str | None:
     try:
-        _models().DockerWorkerConfigV4Docker.from_dict(to_camel(cfg))
+        getattr(_models(), model).from_dict(to_camel(cfg))
     except (ValueError, TypeError) as err:
         return _first_line(err)
     return None
+
+
+def worker_config_problem(cfg: dict[str, Any]) -> str | None:
+    """None when the client accepts `workerConfig` (DockerWorkerConfigV4Docker), else why not."""
+    return _config_problem("DockerWorkerConfigV4Docker", cfg)
 
 
 def lightly_config_problem(cfg: dict[str, Any]) -> str | None:
     """None when the client accepts `lightlyConfig` (DockerWorkerConfigV3Lightly), else why not."""
-    try:
-        _models().DockerWorkerConfigV3Lightly.from_dict(to_camel(cfg))
-    except (ValueError, TypeError) as err:
-        return _first_line(err)
-    return None
+    return _config_problem("DockerWorkerConfigV3Lightly", cfg)
 
 
 def selection_config_problem(cfg: dict[str, Any]) -> str | None:

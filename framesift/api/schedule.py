@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from framesift.api.models import ApiModel, ObjectMeta, RunSpec
+from framesift.api.models import ApiModel, Condition, ObjectMeta, RunSpec
 
 SCHEDULE_KIND = "ActiveLearningSchedule"
 SCHEDULE_PLURAL = "activelearningschedules"
@@ -80,20 +80,12 @@ class ActiveLearningSchedule(ApiModel):
     status: dict[str, Any] | None = None
 
 
-class ScheduleCondition(ApiModel):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    last_transition_time: str
-
-
 class ScheduleStatus(ApiModel):
     last_schedule_time: str | None = None
     next_schedule_time: str | None = None
     last_successful_run: str | None = None
     active: list[str] = Field(default_factory=list)
-    conditions: list[ScheduleCondition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
 
 
 def run_name(schedule_name: str, tick: datetime) -> str:

@@ -114,22 +114,15 @@ class ApiServer:
         self._stop = asyncio.Event()
         async with RealisticEmulator() as emulator, kmock.Server(emulator) as server:
             emulator.resources.load_bundled()
-            emulator.resources["framesift.dev/v1alpha1/activelearningruns"] = kmock.ResourceInfo(
-                kind="ActiveLearningRun",
-                singular="activelearningrun",
-                namespaced=True,
-                shortnames={"alr"},
-                verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
-                subresources={"status"},
-            )
-            emulator.resources["framesift.dev/v1alpha1/activelearningschedules"] = kmock.ResourceInfo(
-                kind="ActiveLearningSchedule",
-                singular="activelearningschedule",
-                namespaced=True,
-                shortnames={"als"},
-                verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
-                subresources={"status"},
-            )
+            for kind, short in (("ActiveLearningRun", "alr"), ("ActiveLearningSchedule", "als")):
+                emulator.resources[f"framesift.dev/v1alpha1/{kind.lower()}s"] = kmock.ResourceInfo(
+                    kind=kind,
+                    singular=kind.lower(),
+                    namespaced=True,
+                    shortnames={short},
+                    verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+                    subresources={"status"},
+                )
             self.emulator = emulator
             self.url = str(server.url).rstrip("/")
             self._ready.set()
