@@ -54,8 +54,11 @@ def everything_said(cluster: Cluster) -> str:
 def test_lightlyone_run_succeeds_and_survives_an_operator_restart(
     cluster: Cluster, s3_server, real_videos: Path, lightly_api: StandinApi
 ) -> None:
+    # the select pod is killed (SIGKILL) the moment its run is scheduled: its retry must adopt it
+    cluster.kubelet.kill_first = "select"
+    cluster.kubelet.kill_when = lambda: bool(lightly_api.state.scheduled)
     dst = start(cluster, s3_server, lightly_api, real_videos, "lo1")
-    # kill the operator once the run is scheduled, before it completes; restart it a moment later
+    # and the operator is killed once the run is scheduled, before it completes; restarted a moment later
     wait_for(lambda: lightly_api.state.scheduled, 300, "the LightlyOne run to be scheduled", 0.2)
     cluster.operator.stop()
     time.sleep(2)
@@ -70,7 +73,9 @@ def test_lightlyone_run_succeeds_and_survives_an_operator_restart(
     assert lightlyone["scheduledRunId"] in lightly_api.state.scheduled
     assert lightlyone["runId"] in lightly_api.state.runs and lightlyone["workerId"]
     assert status["selected"] == 6 and sum(status["perVideoSelected"].values()) == 6
+    assert cluster.kubelet.killed and cluster.kubelet.killed[0].startswith("lo1-select")
     assert len(lightly_api.calls_to("POST", r"/v1/datasets/[a-f0-9]{24}/docker/worker/schedule")) == 1
+    assert len(lightly_api.calls_to("POST", r"/v1/datasets")) == 1
     assert len({c.body["name"] for c in lightly_api.calls_to("POST", r"/v1/docker/worker")}) == 1
     assert not lightly_api.state.workers, "deregistered"
 

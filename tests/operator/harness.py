@@ -180,6 +180,7 @@ class Kubelet:
         # SIGKILL the first pod of this stage's index 0 a while after it starts (an OOM kill: exit 137)
         self.kill_first: str | None = None
         self.kill_after_s = 3.0
+        self.kill_when: Callable[[], bool] | None = None  # instead of the delay: kill once this holds
         self.killed: list[str] = []
         self.images: dict[str, list[str]] = {}  # image prefix → the command that plays its entrypoint
         self._stop = threading.Event()
@@ -376,6 +377,11 @@ class Kubelet:
             with log.open("w") as out:
                 proc = subprocess.Popen(command, env=run_env, stdout=out, stderr=subprocess.STDOUT)
                 try:
+                    if kill and self.kill_when is not None:
+                        while proc.poll() is None and not self.kill_when():
+                            time.sleep(0.05)
+                        if proc.poll() is None:
+                            raise subprocess.TimeoutExpired(command, 0)
                     proc.wait(timeout=self.kill_after_s if kill else 900)
                 except subprocess.TimeoutExpired:
                     proc.kill()  # SIGKILL, as the kernel's OOM killer does
