@@ -49,14 +49,17 @@ def run_entries(ctx: RunContext) -> list[VideoEntry]:
 FAILED_VIDEOS = "failed-videos.json"
 
 
+def failed_videos(entries: list[VideoEntry]) -> list[dict[str, str]]:
+    return [{"name": e.video.key, "reason": e.reason} for e in entries if not e.ok]
+
+
 def write_failed_videos(ctx: RunContext, entries: list[VideoEntry]) -> str:
     """Every failed video of the run with its reason, in runs/<run>/failed-videos.json (the run's
     status names at most 20; this list has them all). Returns the key."""
     import json
 
     key = ctx.person_key(FAILED_VIDEOS)
-    failed = [{"name": e.video.key, "reason": e.reason} for e in entries if not e.ok]
-    ctx.output.write_text(key, json.dumps(failed, indent=1))
+    ctx.output.write_text(key, json.dumps(failed_videos(entries), indent=1))
     return key
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from framesift.api.models import MetadataSpec
-from framesift.jobs.collect import run_entries, write_failed_videos
+from framesift.jobs.collect import failed_videos, run_entries, write_failed_videos
 from framesift.jobs.context import RunContext
 from framesift.jobs.formats import lightly
 from framesift.jobs.results import VideoResults, read_results
@@ -30,6 +30,7 @@ class ConvertOutcome:
     prediction_files: int
     metadata_files: int
     skipped: bool
+    failed: list[dict[str, str]] = field(default_factory=list)  # {name, reason} of every failed video
 
 
 def frame_predictions(res: VideoResults, categories: dict[int, str], file_ext: str = "png") -> list[tuple[str, dict]]:
@@ -83,13 +84,14 @@ def convert(ctx: RunContext) -> ConvertOutcome:
     spec = ctx.run.spec
     entries = run_entries(ctx)
     write_failed_videos(ctx, entries)
+    failed = failed_videos(entries)
     marker_key = ctx.run_key("convert.json")
     converted = sorted([e.video.key, e.cache_key] for e in entries if e.cache_key)
     state = {"results": converted, "task": spec.model.task, "metadata": spec.metadata.model_dump(mode="json")}
     if ctx.output.exists(marker_key):
         previous = json.loads(ctx.output.read_text(marker_key))
         if {k: previous.get(k) for k in state} == state:
-            return ConvertOutcome(previous["predictionFiles"], previous["metadataFiles"], skipped=True)
+            return ConvertOutcome(previous["predictionFiles"], previous["metadataFiles"], True, failed)
 
     task = spec.model.task
     metadata_keys: dict[str, str] = {}
@@ -142,7 +144,7 @@ def convert(ctx: RunContext) -> ConvertOutcome:
 
     marker = {**state, "predictionFiles": prediction_files, "metadataFiles": len(meta_items)}
     ctx.output.write_text(marker_key, json.dumps(marker, indent=1))
-    return ConvertOutcome(prediction_files, len(meta_items), skipped=False)
+    return ConvertOutcome(prediction_files, len(meta_items), False, failed)
 
 
 def _existing_tasks(storage: Storage) -> set[str]:

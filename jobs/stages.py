@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from framesift.api.shards import MAX_FAILED_VIDEOS_IN_STATUS, index_count, videos_of_index, videos_per_index
 from framesift.api.vocabulary import ExitCode, stages_for
 from framesift.jobs.context import VIDEO_LIST, RunContext, load_context
 from framesift.jobs.infer import ModelHolder, infer_video
@@ -23,21 +24,37 @@ from framesift.jobs.summary import write_summary
 
 
 def _infer(ctx: RunContext, index: int | None, show_progress: bool) -> int:
+    """All videos, or the chunk Job index `index` covers. A chunk of one video exits 3 when the
+    video is bad (the index fails, podFailurePolicy FailIndex); a chunk of several records each
+    bad video (its pointer says why) and goes on: the index fails only for pod-level trouble, and
+    its retry finds the videos done so far in the cache."""
     if index is None and "JOB_COMPLETION_INDEX" in os.environ:
         index = int(os.environ["JOB_COMPLETION_INDEX"])
-    indices = range(len(ctx.videos)) if index is None else [index]
-    if index is not None and not 0 <= index < len(ctx.videos):
-        print(f"error: --index {index} is outside the run's {len(ctx.videos)} videos", file=sys.stderr)
+    n_videos = len(ctx.videos)
+    per_index = videos_per_index(ctx.run.spec.resources.infer.videos_per_pod, n_videos)
+    if index is not None and not 0 <= index < index_count(n_videos, per_index):
+        print(
+            f"error: --index {index} is outside the run's {index_count(n_videos, per_index)} indexes", file=sys.stderr
+        )
         return ExitCode.USAGE
+    indices = range(n_videos) if index is None else videos_of_index(index, per_index, n_videos)
     holder = ModelHolder(ctx)
-    failed = 0
+    failed: list[dict[str, str]] = []
     for i in indices:
         outcome = infer_video(ctx, i, holder, lambda key, n: video_bar(key, n, show_progress))
         print(f"{outcome.video}: {outcome.status} {outcome.reason}".rstrip(), file=sys.stderr)
-        failed += outcome.status == "failed"
-        if index is not None:
-            write_summary({"video": outcome.video, "status": outcome.status, "reason": outcome.reason})
-    return ExitCode.BAD_INPUT if failed else ExitCode.OK
+        if outcome.status == "failed":
+            failed.append({"video": outcome.video, "reason": outcome.reason})
+    if index is None:
+        return ExitCode.BAD_INPUT if failed else ExitCode.OK
+    if per_index == 1:
+        video = ctx.videos[index].key
+        reason = failed[0]["reason"] if failed else ""
+        write_summary({"video": video, "status": "failed" if failed else "ok", "reason": reason})
+        return ExitCode.BAD_INPUT if failed else ExitCode.OK
+    summary = {"videos": [indices.start, indices.stop - 1], "failed": len(failed), "failedVideos": failed}
+    write_summary(summary, optional=("failedVideos",))
+    return ExitCode.OK
 
 
 def results_summary(ctx: RunContext) -> dict[str, Any]:
@@ -60,7 +77,14 @@ def stage_summary(ctx: RunContext, stage: str, summary: RunSummary) -> dict[str,
             listed["skipped"] = len(ctx.already_inferred)  # inferred by earlier runs
         return listed
     if stage == "convert" and summary.convert is not None:
-        return {"predictionFiles": summary.convert.prediction_files, "skipped": summary.convert.skipped}
+        # the run's exact failed videos (a chunk of the inference Job records its bad videos and goes on)
+        failed = summary.convert.failed
+        return {
+            "predictionFiles": summary.convert.prediction_files,
+            "skipped": summary.convert.skipped,
+            "failed": len(failed),
+            "failedVideos": failed[:MAX_FAILED_VIDEOS_IN_STATUS],
+        }
     if stage == "export":
         return results_summary(ctx)
     if stage == "select" and ctx.run.spec.selector.engine == "lightlyone":
@@ -84,5 +108,5 @@ def run_job(stage: str, run_file: str, index: int | None, video_list: str | None
     if summary.convert is not None:
         state = "unchanged" if summary.convert.skipped else "written"
         print(f"convert: {summary.convert.prediction_files} prediction files {state}", file=sys.stderr)
-    write_summary(stage_summary(ctx, stage, summary), optional=("perVideoSelected",))
+    write_summary(stage_summary(ctx, stage, summary), optional=("perVideoSelected", "failedVideos"))
     return ExitCode.OK

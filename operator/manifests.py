@@ -14,6 +14,7 @@ import yaml
 
 from framesift.api.manifest import run_to_document
 from framesift.api.models import API_VERSION, KIND, ActiveLearningRun, StageResources
+from framesift.api.shards import index_count, videos_per_index
 from framesift.api.vocabulary import (
     ANNOTATION_SPEC_GENERATION,
     TERMINATION_LOG,
@@ -254,16 +255,19 @@ def build_job(
     pod_spec = _pod_spec(run, stage, image, resources, config_name, default_gpus=1 if stage == "infer" else 0)
     spec: dict[str, Any] = {"template": {"metadata": {"labels": pod_labels}, "spec": pod_spec}}
     if stage == "infer":
+        per_index = videos_per_index(resources.videos_per_pod, n_videos)
+        indexes = index_count(n_videos, per_index)
         spec.update(
             {
                 "completionMode": "Indexed",
-                "completions": n_videos,
-                "parallelism": min(n_videos, resources.parallelism or 4),
+                "completions": indexes,
+                "parallelism": min(indexes, resources.parallelism or 4),
                 "backoffLimitPerIndex": resources.backoff_limit_per_index
                 if resources.backoff_limit_per_index is not None
                 else 1,
-                # each video may fail on its own up to spec.input.maxFailedVideos; past it the Job stops
-                "maxFailedIndexes": _max_failed_indexes(run, n_videos),
+                # each video may fail on its own up to spec.input.maxFailedVideos; past it the Job stops.
+                # (Chunks record their bad videos and succeed: their index fails only for pod-level trouble.)
+                "maxFailedIndexes": _max_failed_indexes(run, n_videos) if per_index == 1 else indexes,
                 "podFailurePolicy": {
                     "rules": [
                         {

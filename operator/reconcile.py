@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from framesift.api.shards import MAX_FAILED_VIDEOS_IN_STATUS, index_count, videos_in
 from framesift.api.vocabulary import (
     PHASE_MESSAGES,
     TERMINAL_PHASES,
@@ -114,9 +115,6 @@ class LightlyOneView:
     worker_pod: str | None = None
 
 
-MAX_FAILED_VIDEOS = 20  # named in status; the rest are counted
-
-
 def set_condition(
     conditions: list[dict[str, Any]], kind: str, status: str, reason: str, message: str, generation: int | None
 ) -> list[dict[str, Any]]:
@@ -152,7 +150,7 @@ def listed_videos(status: dict[str, Any], summaries: dict[str, dict[str, Any]]) 
 
 def _failed_videos(failed: IndexRanges, named: dict[int, dict[str, str]]) -> list[dict[str, str]]:
     out = []
-    for i in failed.first(MAX_FAILED_VIDEOS):
+    for i in failed.first(MAX_FAILED_VIDEOS_IN_STATUS):
         known = named.get(i) or {}
         out.append(
             {
@@ -182,6 +180,7 @@ def decide(
     failed_videos: dict[int, dict[str, str]] | None = None,
     max_failed_videos: int | None = None,
     lightlyone: LightlyOneView | None = None,
+    videos_per_index: int = 1,
 ) -> Decision:
     """The next step of a run from its current status and children.
 
@@ -224,16 +223,19 @@ def decide(
             return _announce(decision, old_phase)
         if stage.name == "infer":
             total = int((status.get("videos") or {}).get("total") or 0)
-            progress = infer_progress(job, total)
-            status["videos"] = {
-                "total": total,
-                "done": len(progress.done),
-                "failed": len(progress.failed),
-                "failedVideos": _failed_videos(progress.failed, failed_videos or {}),
-            }
-            if max_failed_videos is not None and len(progress.failed) > max_failed_videos:
+            progress = infer_progress(job, index_count(total, videos_per_index))
+            failed_count = videos_in(progress.failed.ranges, videos_per_index, total)
+            known = status.get("videos") or {}
+            if not (progress.finished and int(known.get("failed") or 0) > failed_count):  # else: convert's exact count
+                status["videos"] = {
+                    "total": total,
+                    "done": videos_in(progress.done.ranges, videos_per_index, total),
+                    "failed": failed_count,
+                    "failedVideos": _failed_videos(progress.failed, failed_videos or {}),
+                }
+            if max_failed_videos is not None and failed_count > max_failed_videos:
                 message = (
-                    f"{len(progress.failed)} of {total} videos failed, more than spec.input.maxFailedVideos "
+                    f"{failed_count} of {total} videos failed, more than spec.input.maxFailedVideos "
                     f"allows ({max_failed_videos})"
                 )
                 return fail(status, Reason.TOO_MANY_VIDEOS_FAILED, message, generation)
@@ -247,13 +249,13 @@ def decide(
             if progress.failed and old_phase == stage.phase:
                 names = ", ".join(v["name"] for v in status["videos"]["failedVideos"][:5])
                 decision.events.append(
-                    (
-                        "Warning",
-                        Reason.VIDEOS_FAILED,
-                        f"{len(progress.failed)} video(s) failed and are left out: {names}",
-                    )
+                    ("Warning", Reason.VIDEOS_FAILED, f"{failed_count} video(s) failed and are left out: {names}")
                 )
             continue
+        if stage.name == "convert" and job_condition(job, "Complete") and "failed" in summaries.get("convert", {}):
+            ended = _count_failed_videos(decision, status, summaries["convert"], max_failed_videos, generation)
+            if ended is not None:
+                return ended
         if stage.name == "select" and lightlyone is not None:
             _follow_lightlyone(decision, status, jobs, lightlyone)
         failed = job_condition(job, "Failed")
@@ -301,6 +303,34 @@ def _succeed(
         generation,
     )
     return _announce(decision, old_phase)
+
+
+def _count_failed_videos(
+    decision: Decision,
+    status: dict[str, Any],
+    summary: dict[str, Any],
+    max_failed_videos: int | None,
+    generation: int | None,
+) -> Decision | None:
+    """The run's exact failed videos, from the convert Job (chunks of the inference Job record a
+    bad video and succeed, so the Job's failed indexes do not count them all)."""
+    videos = dict(status.get("videos") or {})
+    total, failed = int(videos.get("total") or 0), int(summary["failed"])
+    named = list(summary.get("failedVideos") or videos.get("failedVideos") or [])[:MAX_FAILED_VIDEOS_IN_STATUS]
+    if failed > int(videos.get("failed") or 0):
+        names = ", ".join(v["name"] for v in named[:5])
+        decision.events.append(("Warning", Reason.VIDEOS_FAILED, f"{failed} video(s) failed and are left out: {names}"))
+    status["videos"] = {"total": total, "done": total - failed, "failed": failed, "failedVideos": named}
+    if total and failed >= total:
+        return fail(
+            status, Reason.ALL_VIDEOS_FAILED, f"inference failed for every one of the {total} videos", generation
+        )
+    if max_failed_videos is not None and failed > max_failed_videos:
+        message = (
+            f"{failed} of {total} videos failed, more than spec.input.maxFailedVideos allows ({max_failed_videos})"
+        )
+        return fail(status, Reason.TOO_MANY_VIDEOS_FAILED, message, generation)
+    return None
 
 
 def _follow_lightlyone(

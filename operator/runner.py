@@ -17,6 +17,7 @@ from framesift.api.defaults import apply_defaults
 from framesift.api.errors import ManifestError
 from framesift.api.manifest import parse_run, safe_load
 from framesift.api.models import ActiveLearningRun
+from framesift.api.shards import MAX_FAILED_VIDEOS_IN_STATUS, index_count, videos_per_index
 from framesift.api.vocabulary import (
     ANNOTATION_SPEC_GENERATION,
     LIGHTLYONE_STATUS_MARKER,
@@ -31,7 +32,6 @@ from framesift.operator import metrics
 from framesift.operator.kube import Cluster
 from framesift.operator.manifests import build_configmap, build_job, build_worker_job, child_name
 from framesift.operator.reconcile import (
-    MAX_FAILED_VIDEOS,
     WORKER,
     Decision,
     LightlyOneView,
@@ -100,7 +100,9 @@ def failed_indexes(pods: list[dict[str, Any]], wanted: set[int]) -> dict[int, di
         reason = summary.get("reason") or state.get("reason") or ""
         if state.get("exitCode") == 137 and not summary:
             reason = "killed (out of memory?)"
-        out[int(index)] = {"name": str(summary.get("video") or f"index {index}"), "reason": str(reason)}
+        chunk = summary.get("videos")
+        name = summary.get("video") or (f"videos {chunk[0]}-{chunk[1]} (index {index})" if chunk else f"index {index}")
+        out[int(index)] = {"name": str(name), "reason": str(reason)}
     return out
 
 
@@ -182,13 +184,23 @@ class Reconciler:
             status = self._spec_changed(body, status, generation)
         jobs = self.cluster.jobs_of(namespace, name, uid)
         metrics.observe_jobs(jobs)
-        summaries, failed_videos = self._pod_reports(namespace, jobs, status)
+        summaries, failed_videos = self._pod_reports(namespace, run, jobs, status)
         stages = stages_for(run.spec.selection is not None)
         total = listed_videos(status, summaries) or 0
         limit = run.spec.input.failed_videos_limit(total)
         lightlyone = self._lightlyone(namespace, run, jobs, summaries)
+        per_index = videos_per_index(run.spec.resources.infer.videos_per_pod, total)
         decision = decide(
-            stages, status, generation, configmap is not None, jobs, summaries, failed_videos, limit, lightlyone
+            stages,
+            status,
+            generation,
+            configmap is not None,
+            jobs,
+            summaries,
+            failed_videos,
+            limit,
+            lightlyone,
+            per_index,
         )
         if not decision.status and not decision.create:
             return status.get("phase"), False
@@ -248,7 +260,7 @@ class Reconciler:
         return LightlyOneView(report, worker_pod)
 
     def _pod_reports(
-        self, namespace: str, jobs: dict[str, dict[str, Any]], status: dict[str, Any]
+        self, namespace: str, run: ActiveLearningRun, jobs: dict[str, dict[str, Any]], status: dict[str, Any]
     ) -> tuple[dict[str, dict[str, Any]], dict[int, dict[str, str]]]:
         """Read stage pods' termination messages, only where the next decision needs them: the
         list Job's count before inference starts, a failed Job's error, the export's results,
@@ -258,7 +270,12 @@ class Reconciler:
             if stage == "infer":
                 continue
             finished = job_condition(job, "Complete") or job_condition(job, "Failed")
-            needed = job_condition(job, "Failed") or (stage == "list" and "infer" not in jobs) or stage == "export"
+            needed = (
+                job_condition(job, "Failed")
+                or (stage == "list" and "infer" not in jobs)
+                or stage == "export"
+                or (stage == "convert" and "select" not in jobs)  # the run's exact failed videos, once
+            )
             if finished and needed:
                 summary = pod_summary(self.cluster.pods_of_job(namespace, job["metadata"]["name"]))
                 if summary is not None:
@@ -267,8 +284,10 @@ class Reconciler:
         infer = jobs.get("infer")
         if infer is not None:
             known = (status.get("videos") or {}).get("failedVideos") or []
-            progress = infer_progress(infer, int((status.get("videos") or {}).get("total") or 0))
-            wanted = set(progress.failed.first(MAX_FAILED_VIDEOS))
+            total = int((status.get("videos") or {}).get("total") or 0)
+            per_index = videos_per_index(run.spec.resources.infer.videos_per_pod, total)
+            progress = infer_progress(infer, index_count(total, per_index))
+            wanted = set(progress.failed.first(MAX_FAILED_VIDEOS_IN_STATUS))
             if wanted and len(known) != len(wanted):
                 pods = self.cluster.pods_of_job(namespace, infer["metadata"]["name"])
                 failed_videos = failed_indexes(pods, wanted)

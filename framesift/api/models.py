@@ -351,6 +351,12 @@ class StageResources(ApiModel):
     tolerations: list[Toleration] = Field(default_factory=list)
     priority_class_name: str | None = None
     parallelism: int | None = Field(default=None, ge=1)
+    videos_per_pod: int | None = Field(
+        default=None,
+        ge=1,
+        description="inference: videos per Job index, one model load for the chunk (default: 1, or enough "
+        "to keep the Job at 10 000 indexes); a bad video fails itself, not its chunk",
+    )
     backoff_limit_per_index: int | None = Field(default=None, ge=0)
     active_deadline_seconds: int | None = Field(default=None, ge=1)
 

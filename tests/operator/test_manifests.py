@@ -269,3 +269,14 @@ def test_max_failed_videos_bounds_the_inference_jobs_failed_indexes() -> None:
         doc["spec"]["input"]["maxFailedVideos"] = value
         job = build_job(parse_run(doc, "t"), "u", "ml", "infer", "img", 30)
         assert job["spec"]["maxFailedIndexes"] == expected
+
+
+def test_a_fleet_run_stays_within_ten_thousand_indexes() -> None:
+    from framesift.api.shards import MAX_INDEXES
+
+    job = build_job(seed_run(), "u", "ml", "infer", "img", 50_000)
+    assert job["spec"]["completions"] == 10_000 <= MAX_INDEXES  # 5 videos per index
+    job = build_job(seed_run(), "u", "ml", "infer", "img", 25_001)
+    assert job["spec"]["completions"] == 8334
+    job = build_job(seed_run(infer={"videosPerPod": 16}), "u", "ml", "infer", "img", 100)
+    assert job["spec"]["completions"] == 7 and job["spec"]["maxFailedIndexes"] == 7

@@ -203,3 +203,49 @@ def test_bench_operator_reconciles_a_fleet_run_with_small_objects() -> None:
     assert result["status_under_64KiB"] and result["every_object_under_api_limit"]
     assert result["object_bytes"]["ConfigMap fleet-config"] < 4096  # the video list is not in it
     assert result["inference_job_completions"] == 5000
+
+
+def test_inference_chunks_count_videos_and_the_convert_job_names_the_failed_ones(videos: Path, tmp_path: Path) -> None:
+    """resources.infer.videosPerPod: an index infers a chunk; a bad video inside a chunk does not
+    fail the index, so the run's failed videos come from the convert Job's summary."""
+    cluster = MemoryCluster()
+    cluster.apply(
+        run_doc(videos, tmp_path / "out", resources={"infer": {"videosPerPod": 2}}, input={"maxFailedVideos": 1})
+    )
+    reconciler = Reconciler(cluster, "img")
+    reconciler.reconcile(NS, NAME)
+    cluster.finish("list", {"videos": 5})
+    reconciler.reconcile(NS, NAME)
+    infer = cluster.job("infer")["spec"]
+    assert infer["completions"] == 3 and infer["maxFailedIndexes"] == 3  # chunks of 2, 2 and 1
+    cluster.job("infer")["status"] = {"completedIndexes": "0,2"}
+    reconciler.reconcile(NS, NAME)
+    assert cluster.status()["videos"]["done"] == 3  # 2 + the last chunk's 1
+    cluster.finish("infer", {}, completedIndexes="0-2")
+    assert reconciler.reconcile(NS, NAME) == "Converting"
+    failed = [{"name": "c.mp4", "reason": "no decodable video stream"}]
+    cluster.finish("convert", {"predictionFiles": 9, "skipped": False, "failed": 1, "failedVideos": failed})
+    assert reconciler.reconcile(NS, NAME) == "Selecting"
+    videos_status = cluster.status()["videos"]
+    assert videos_status == {"total": 5, "done": 4, "failed": 1, "failedVideos": failed}
+    assert any(r == "VideosFailed" and "c.mp4" in m for _, r, m in cluster.events)
+    reads = list(cluster.pod_reads)
+    reconciler.reconcile(NS, NAME)
+    assert f"{NAME}-convert" not in cluster.pod_reads[len(reads) :]  # read once, before select
+
+
+def test_more_failed_videos_in_chunks_than_allowed_fail_the_run_after_convert(videos: Path, tmp_path: Path) -> None:
+    cluster = MemoryCluster()
+    cluster.apply(
+        run_doc(videos, tmp_path / "out", resources={"infer": {"videosPerPod": 4}}, input={"maxFailedVideos": 0})
+    )
+    reconciler = Reconciler(cluster, "img")
+    reconciler.reconcile(NS, NAME)
+    cluster.finish("list", {"videos": 4})
+    reconciler.reconcile(NS, NAME)
+    cluster.finish("infer", {}, completedIndexes="0")
+    reconciler.reconcile(NS, NAME)
+    cluster.finish("convert", {"failed": 1, "failedVideos": [{"name": "b.mp4", "reason": "truncated"}]})
+    assert reconciler.reconcile(NS, NAME) == "Failed"
+    assert condition(cluster.status(), "Failed")["reason"] == Reason.TOO_MANY_VIDEOS_FAILED
+    assert ("Job", NS, f"{NAME}-select") not in cluster.objects
