@@ -80,6 +80,27 @@ def _read_sidecar(storage: Storage, video_key: str) -> dict[str, Any] | None:
     return data
 
 
+def write_video_predictions(ctx: RunContext, video_key: str, cache_key: str) -> tuple[int, int, dict[int, str]]:
+    """One video's prediction files (one per inferred frame), writing only those whose content
+    differs: one listing of the video's files instead of a PUT per frame (ETags are content
+    hashes on S3). Inference pods call it right after each video, so the per-frame PUTs of a
+    fleet run are spread over the inference Job's pods; the convert stage calls it again for
+    every video and then only lists and compares (and repairs what a crash left). Returns
+    (files, unchanged, categories)."""
+    spec = ctx.run.spec
+    task = spec.model.task
+    res = read_results(ctx.output, cache_key, embeddings=False)
+    categories = {int(k): v for k, v in res.manifest["categories"].items()}
+    files = frame_predictions(res, categories, spec.output.frame_format)
+    items = [(lightly.prediction_key(task, stem), lightly.dumps(doc)) for stem, doc in files]
+    stem_prefix = frame_stem(video_key, 0, res.n_frames).rsplit("-", 2)[0] + "-"  # this video's frames
+    existing = {o.key: o for o in ctx.output.list(lightly.prediction_folder(task), stem_prefix)}
+    changed = [(k, d) for k, d in items if k not in existing or not ctx.output.same_content(k, d, existing[k])]
+    ctx.output.write_many(changed, "application/json", workers=spec.output.upload_concurrency)
+    log.info("converted %s: %d prediction files", video_key, len(files))
+    return len(files), len(items) - len(changed), categories
+
+
 def convert(ctx: RunContext) -> ConvertOutcome:
     spec = ctx.run.spec
     entries = run_entries(ctx)
@@ -94,6 +115,7 @@ def convert(ctx: RunContext) -> ConvertOutcome:
             return ConvertOutcome(previous["predictionFiles"], previous["metadataFiles"], True, failed)
 
     task = spec.model.task
+    workers = spec.output.upload_concurrency
     metadata_keys: dict[str, str] = {}
     for e in entries:
         key = lightly.metadata_key(e.video.key)
@@ -103,26 +125,12 @@ def convert(ctx: RunContext) -> ConvertOutcome:
 
     prediction_files = unchanged = 0
     categories: dict[int, str] = {}
-    # A rerun after a crash (or over a grown bucket) writes only what differs: one listing of the
-    # task's folder instead of a PUT per frame (ETags are content hashes on S3).
-    existing = {o.key: o for o in ctx.output.list(lightly.prediction_folder(task))}
-    workers = spec.output.upload_concurrency
     for e in entries:
         if not e.cache_key:
             continue
-        res = read_results(ctx.output, e.cache_key, embeddings=False)
-        categories = categories or {int(k): v for k, v in res.manifest["categories"].items()}
-        files = frame_predictions(res, categories, spec.output.frame_format)
-        items = [(lightly.prediction_key(task, stem), lightly.dumps(doc)) for stem, doc in files]
-        changed = [
-            (key, data)
-            for key, data in items
-            if key not in existing or not ctx.output.same_content(key, data, existing[key])
-        ]
-        ctx.output.write_many(changed, "application/json", workers=workers)
-        unchanged += len(items) - len(changed)
-        prediction_files += len(files)
-        log.info("converted %s: %d prediction files", e.video.key, len(files))
+        files, same, categories = write_video_predictions(ctx, e.video.key, e.cache_key)
+        prediction_files += files
+        unchanged += same
 
     if categories:
         ctx.output.write_bytes(lightly.task_schema_key(task), lightly.dumps(lightly.prediction_schema(categories)))

@@ -16,6 +16,7 @@ from typing import Any
 from framesift.api.shards import MAX_FAILED_VIDEOS_IN_STATUS, index_count, videos_of_index, videos_per_index
 from framesift.api.vocabulary import ExitCode, stages_for
 from framesift.jobs.context import VIDEO_LIST, RunContext, load_context
+from framesift.jobs.convert import write_video_predictions
 from framesift.jobs.infer import ModelHolder, infer_video
 from framesift.jobs.pipeline import STAGE_RUNNERS, RunSummary
 from framesift.jobs.progress import video_bar
@@ -45,6 +46,8 @@ def _infer(ctx: RunContext, index: int | None, show_progress: bool) -> int:
         print(f"{outcome.video}: {outcome.status} {outcome.reason}".rstrip(), file=sys.stderr)
         if outcome.status == "failed":
             failed.append({"video": outcome.video, "reason": outcome.reason})
+        elif index is not None and outcome.cache_key:  # this pod writes its videos' LightlyOne files
+            write_video_predictions(ctx, outcome.video, outcome.cache_key)
     if index is None:
         return ExitCode.BAD_INPUT if failed else ExitCode.OK
     if per_index == 1:

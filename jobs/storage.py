@@ -58,7 +58,9 @@ class Storage:
 
     uri: str
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", name_prefix: str = "") -> Iterator[ObjectInfo]:
+        """The objects under the folder `prefix` (sorted by key); with `name_prefix`, only those
+        whose path below the folder starts with it."""
         raise NotImplementedError
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -177,7 +179,7 @@ class LocalStorage(Storage):
             if time.time() - stale.stat().st_mtime > 3600:  # an older version's litter
                 stale.unlink(missing_ok=True)
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", name_prefix: str = "") -> Iterator[ObjectInfo]:
         base = self._path(prefix)
         if base.is_file():
             yield self._info(base)
@@ -189,6 +191,7 @@ class LocalStorage(Storage):
             for dirpath, _dirs, filenames in os.walk(base)
             for name in filenames
             if ".tmp-" not in name  # a write in progress
+            and (Path(dirpath) / name).relative_to(base).as_posix().startswith(name_prefix)
         ]
         # Sorted by key, as S3 lists: stages rely on a stable order.
         for path in sorted(found, key=lambda p: p.relative_to(self.root).as_posix()):
@@ -329,10 +332,11 @@ class S3Storage(Storage):
             hint = " (create the bucket or fix the URI)"
         return StorageError(f"cannot {action} {self.url(key)}: {code}{hint}")
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", name_prefix: str = "") -> Iterator[ObjectInfo]:
         full = self._key(prefix)
         if full:
             full += "/"  # list a folder: "data" must not match "data2/..."
+        full += name_prefix
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full):

@@ -1,6 +1,7 @@
 """Inference chunks (resources.infer.videosPerPod), as the Job's pods run them: a bad video
 inside a chunk fails itself, not the chunk; a retried chunk finds its done videos in the cache;
-the convert Job's summary counts every failed video of the run."""
+each pod writes its videos' LightlyOne prediction files; the convert Job's summary counts every
+failed video of the run."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ def test_a_bad_video_fails_itself_not_its_chunk(tmp_path: Path) -> None:
     assert (code, summary["failed"]) == (0, 0)
     code, again = job("infer", run_file, log, "--index", "0")  # a retried chunk: a.mp4 comes from the cache
     assert code == 0 and again["failed"] == 1
+    # each inference pod wrote its videos' prediction files: the convert Job only checks them
+    predictions = tmp_path / "out" / ".lightly" / "predictions" / "yolov8_detection"
+    assert [len(list(predictions.glob(f"{v}-*.json"))) for v in "abcd"] == [12, 0, 12, 12]
     code, summary = job("convert", run_file, log)
     assert code == 0 and summary["failed"] == 1 and summary["failedVideos"][0]["name"] == "b.mp4"
     failed = json.loads((tmp_path / "out" / "runs" / "chunks" / "failed-videos.json").read_text())
