@@ -10,6 +10,7 @@ import statistics
 import time
 from typing import Any
 
+from framesift.api.shards import index_count, videos_of_index, videos_per_index
 from framesift.operator.memory import MemoryCluster
 from framesift.operator.runner import Reconciler
 
@@ -67,27 +68,36 @@ def bench_operator(videos: int, failed_every: int = 100, passes: int = 5) -> dic
     cluster.finish_job(NAMESPACE, f"{name}-list", {"videos": videos, "videoList": "s3://lightly/week/..."})
     reconciler.reconcile(NAMESPACE, name)
 
-    # inference half done, every `failed_every`-th video failed (each failed pod left its summary)
-    failed = list(range(failed_every - 1, videos, failed_every))
-    failed_set = set(failed)
-    done = [i for i in range(videos // 2) if i not in failed_set]
+    # inference half done: chunks of videos per index (the Job stays at <= 10 000 indexes); every
+    # `failed_every`-th video is bad (its chunk records it and goes on); every 1000th index was
+    # OOM-killed (a pod-level failure: the index fails, its summary is lost)
+    per_index = videos_per_index(None, videos)
+    indexes = index_count(videos, per_index)
+    oom = set(range(999, indexes, 1000))
+    bad_videos = [i for i in range(failed_every - 1, videos, failed_every)]
     infer = cluster.objects[("Job", NAMESPACE, f"{name}-infer")]
-    infer["status"] = {"completedIndexes": _index_ranges(done), "failedIndexes": _index_ranges(failed)}
-    for i in failed:
-        summary = json.dumps({"video": f"cam{i:05d}/clip.mp4", "status": "failed", "reason": "truncated"})
-        cluster.add_pod(f"{name}-infer", "infer", "Failed", summary, 3, i)
+    half = [i for i in range(indexes // 2) if i not in oom]
+    infer["status"] = {"completedIndexes": _index_ranges(half), "failedIndexes": _index_ranges(sorted(oom))}
+    for i in sorted(oom):
+        cluster.add_pod(f"{name}-infer", "infer", "Failed", "", 137, i)
     during = _timed_passes(reconciler, name, passes)
 
-    # inference finished, then every later stage
+    # inference finished, then every later stage; the convert Job counts the run's failed videos
     infer["status"] = {
-        "completedIndexes": _index_ranges([i for i in range(videos) if i not in failed_set]),
-        "failedIndexes": _index_ranges(failed),
+        "completedIndexes": _index_ranges([i for i in range(indexes) if i not in oom]),
+        "failedIndexes": _index_ranges(sorted(oom)),
         "conditions": [{"type": "Complete", "status": "True"}],
     }
     transitions = [_timed_passes(reconciler, name, 1)]
+    oom_videos = [v for i in sorted(oom) for v in videos_of_index(i, per_index, videos)]
+    failed = sorted(set(bad_videos) | set(oom_videos))
+    named = [{"name": f"cam{i:05d}/clip.mp4", "reason": "truncated"} for i in failed[:20]]
+    summaries = {
+        "convert": {"predictionFiles": videos * 200, "failed": len(failed), "failedVideos": named},
+        "export": {"selected": 1000, "frames": {"total": videos * 200, "corrupt": 0}, "reportUri": "s3://r"},
+    }
     for stage in ("convert", "select", "export"):
-        results = {"selected": 1000, "frames": {"total": videos * 200, "corrupt": 0}, "reportUri": "s3://r"}
-        cluster.finish_job(NAMESPACE, f"{name}-{stage}", results if stage == "export" else {"done": True})
+        cluster.finish_job(NAMESPACE, f"{name}-{stage}", summaries.get(stage, {"done": True}))
         transitions.append(_timed_passes(reconciler, name, 1))
 
     run = cluster.runs[(NAMESPACE, name)]
@@ -97,6 +107,8 @@ def bench_operator(videos: int, failed_every: int = 100, passes: int = 5) -> dic
     return {
         "videos": videos,
         "failed_videos": len(failed),
+        "status_failed_videos": run["status"]["videos"]["failed"],
+        "videos_per_index": per_index,
         "phase": run["status"]["phase"],
         "reconcile_seconds_during_inference": round(during, 4),
         "reconcile_seconds_slowest_stage_change": round(max(transitions), 4),

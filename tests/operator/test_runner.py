@@ -200,9 +200,14 @@ def test_bench_operator_reconciles_a_fleet_run_with_small_objects() -> None:
 
     result = bench_operator(5000, failed_every=50, passes=2)
     assert result["phase"] == "Succeeded" and result["failed_videos"] == 100
+    assert result["status_failed_videos"] == 100  # counted by the convert Job: chunks hide none
     assert result["status_under_64KiB"] and result["every_object_under_api_limit"]
     assert result["object_bytes"]["ConfigMap fleet-config"] < 4096  # the video list is not in it
     assert result["inference_job_completions"] == 5000
+    fleet = bench_operator(25_000, failed_every=100, passes=1)
+    assert fleet["inference_job_completions"] == 8334 and fleet["videos_per_index"] == 3
+    # 250 bad videos, and 8 OOM-killed chunks of 3 (each holding one of the bad ones)
+    assert fleet["status_failed_videos"] == fleet["failed_videos"] == 250 + 8 * 3 - 8
 
 
 def test_inference_chunks_count_videos_and_the_convert_job_names_the_failed_ones(videos: Path, tmp_path: Path) -> None:
