@@ -342,6 +342,7 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
     from framesift.jobs.lease import LeaseHeld
     from framesift.jobs.lightlyone.driver import LightlyOneError
     from framesift.jobs.lightlyone.selection import UnknownFrames
+    from framesift.jobs.lightlyone.stage import MissingToken
     from framesift.jobs.model import ModelError
     from framesift.jobs.select import SelectorUnavailable
     from framesift.jobs.selection.sources import SourceError
@@ -356,7 +357,7 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
 
     try:
         return func(args)
-    except (ManifestError, InputError, ModelError, SourceError, FormatError, SelectorUnavailable) as err:
+    except (ManifestError, InputError, ModelError, SourceError, FormatError, SelectorUnavailable, MissingToken) as err:
         return failed(err, ExitCode.USAGE)
     except (StorageError, StageOrderError, LeaseHeld) as err:
         return failed(err, ExitCode.FAILURE)

@@ -12,6 +12,7 @@ from typing import Any
 
 from framesift.api.shards import MAX_FAILED_VIDEOS_IN_STATUS, index_count, videos_in
 from framesift.api.vocabulary import (
+    LIGHTLYONE_STATUS_KEYS,
     PHASE_MESSAGES,
     TERMINAL_PHASES,
     WAITING_FOR_ADMISSION,
@@ -102,7 +103,6 @@ class Decision:
 
 
 WORKER = "worker"  # the LightlyOne Worker Job (engine lightlyone), started by the select stage's report
-LIGHTLYONE_KEYS = ("datasetId", "workerId", "scheduledRunId", "runId", "state", "message")
 
 
 @dataclass
@@ -339,7 +339,7 @@ def _follow_lightlyone(
     """status.lightlyone from the select pod's report, an Event per state change, the Worker Job
     once the Worker is registered, and no Worker Job left running after the select Job ends."""
     old = dict(status.get("lightlyone") or {})
-    new = {**old, **{k: v for k, v in view.report.items() if k in LIGHTLYONE_KEYS and v is not None}}
+    new = {**old, **{k: v for k, v in view.report.items() if k in LIGHTLYONE_STATUS_KEYS and v is not None}}
     if new != old:
         status["lightlyone"] = new
     state = new.get("state")

@@ -185,6 +185,7 @@ TERMINATION_MESSAGE_MAX = 4096
 # While it runs, a LightlyOne run's select pod prints `<marker>{json}` lines (ids and states) to
 # its log; the operator reads the last one for .status.lightlyone (pods/log, no Secret).
 LIGHTLYONE_STATUS_MARKER = "FRAMESIFT_LIGHTLYONE "
+LIGHTLYONE_STATUS_KEYS = ("datasetId", "workerId", "scheduledRunId", "runId", "state", "message")  # .status.lightlyone
 
 
 def reason_table_markdown() -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framesift.api.vocabulary import Reason
+from framesift.api.vocabulary import LIGHTLYONE_STATUS_KEYS, Reason
 from framesift.jobs.context import RunContext
 from framesift.jobs.lightlyone import plan
 
@@ -69,6 +69,11 @@ class Redactor:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_Filter())
         logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+def status_ids(state: dict[str, Any]) -> dict[str, Any]:
+    """What .status.lightlyone shows of the persisted state (ids and the run's state)."""
+    return {k: state[k] for k in LIGHTLYONE_STATUS_KEYS if state.get(k) is not None}
 
 
 def error_text(err: BaseException) -> str:
@@ -178,8 +183,7 @@ class Driver:
         self.ctx.output.write_text(self.key, json.dumps(self.state, indent=1))
 
     def _publish(self) -> None:
-        keys = ("datasetId", "workerId", "scheduledRunId", "runId", "state", "message")
-        self.report({k: self.state[k] for k in keys if self.state.get(k) is not None})
+        self.report(status_ids(self.state))
 
     # ----- calls, with bounded retry while the API is unreachable -----
 

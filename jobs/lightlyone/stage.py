@@ -15,8 +15,7 @@ from typing import Any
 
 from framesift.api.vocabulary import LIGHTLYONE_STATUS_MARKER
 from framesift.jobs.context import RunContext
-from framesift.jobs.lightlyone import plan
-from framesift.jobs.lightlyone.driver import Driver, LightlyOneError, Redactor, make_client
+from framesift.jobs.lightlyone.driver import Driver, LightlyOneError, Redactor, make_client, status_ids
 from framesift.jobs.lightlyone.selection import selection_document, write_selection
 
 TOKEN_ENV = "LIGHTLY_TOKEN"
@@ -75,18 +74,10 @@ def run_lightlyone(ctx: RunContext, client: Any = None) -> dict[str, Any]:
         outcome = driver.results()
     except LightlyOneError as err:
         driver.remember_failure(err.reason, redact(str(err)))  # a rerun schedules anew
-        summary = {"lightlyone": _ids(driver.state), "reason": str(err.reason)}
+        summary = {"lightlyone": status_ids(driver.state), "reason": str(err.reason)}
         raise LightlyOneError(err.reason, redact(str(err)), summary) from None
-    document = selection_document(ctx, outcome.rows, outcome.tag, _ids(outcome.state))
+    document = selection_document(ctx, outcome.rows, outcome.tag, status_ids(outcome.state))
     write_selection(ctx, document, outcome.report_pdf)
     for note in outcome.notes:
         print(f"LightlyOne: {redact(note)}", file=sys.stderr)
     return document
-
-
-def _ids(state: dict[str, Any]) -> dict[str, Any]:
-    keys = ("datasetId", "workerId", "scheduledRunId", "runId", "state", "message")
-    return {k: state[k] for k in keys if state.get(k) is not None}
-
-
-__all__ = ["LightlyOneError", "MissingToken", "plan", "run_lightlyone"]
