@@ -5,7 +5,6 @@ controller decides what happened to an index (podFailurePolicy, backoffLimitPerI
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ from kubernetes.client.rest import ApiException
 
 from framesift.api.vocabulary import TERMINATION_LOG_ENV
 from framesift.operator.manifests import CONFIG_MOUNT
+from tests.podrun import container_env, write_configmaps
 
 FRAMESIFT = str(Path(sys.executable).parent / "framesift")
 NODE = "framesift-test-node"
@@ -96,34 +96,8 @@ class Node:
             threading.Thread(target=self._run, args=(pod,), daemon=True).start()
 
     def _env(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
-        namespace = pod["metadata"]["namespace"]
-        env = {**os.environ, **self.env}
-        for source in container.get("envFrom", []):
-            secret = self._json(
-                self.core.read_namespaced_secret(source["secretRef"]["name"], namespace, _preload_content=False)
-            )
-            env.update({k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()})
-        for item in container.get("env", []):
-            if "value" in item:
-                env[item["name"]] = item["value"]
-                continue
-            source = item.get("valueFrom", {})
-            if "secretKeyRef" in source:
-                ref = source["secretKeyRef"]
-                secret = self._json(self.core.read_namespaced_secret(ref["name"], namespace, _preload_content=False))
-                env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
-            elif "fieldRef" in source:  # e.g. JOB_COMPLETION_INDEX from the index annotation
-                path = source["fieldRef"]["fieldPath"]
-                if path.startswith("metadata.annotations['"):
-                    env[item["name"]] = (
-                        pod["metadata"].get("annotations", {}).get(path[len("metadata.annotations['") : -2], "")
-                    )
-                elif path.startswith("metadata.labels['"):
-                    env[item["name"]] = pod["metadata"].get("labels", {}).get(path[len("metadata.labels['") : -2], "")
-                elif path == "metadata.name":
-                    env[item["name"]] = pod["metadata"]["name"]
-                elif path == "metadata.namespace":
-                    env[item["name"]] = namespace
+        base = {**os.environ, **self.env}
+        env = container_env(self.core, pod["metadata"]["namespace"], container, base, pod["metadata"])
         env["FRAMESIFT_CACHE"] = str(self.workdir / "cache")
         return env
 
@@ -137,16 +111,7 @@ class Node:
         meta = pod["metadata"]
         container = pod["spec"]["containers"][0]
         folder = Path(tempfile.mkdtemp(prefix=f"{meta['name']}-", dir=self.workdir))
-        for volume in pod["spec"].get("volumes", []):
-            if "configMap" in volume:
-                cm = self._json(
-                    self.core.read_namespaced_config_map(
-                        volume["configMap"]["name"], meta["namespace"], _preload_content=False
-                    )
-                )
-                (folder / "config").mkdir()
-                for key, value in cm.get("data", {}).items():
-                    (folder / "config" / key).write_text(value)
+        write_configmaps(self.core, meta["namespace"], pod["spec"], folder)
         command = [
             FRAMESIFT if c == "framesift" else c.replace(CONFIG_MOUNT, str(folder / "config"))
             for c in container["command"]

@@ -28,6 +28,7 @@ from kubernetes.client.rest import ApiException
 
 from framesift.api.vocabulary import TERMINATION_LOG_ENV
 from framesift.operator.manifests import CONFIG_MOUNT
+from tests.podrun import container_env, write_configmaps
 
 FRAMESIFT = str(Path(sys.executable).parent / "framesift")
 
@@ -300,19 +301,8 @@ class Kubelet:
         )
 
     def _container_env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
-        env = {**os.environ, **self.env}
-        for item in container.get("env", []):
-            if "value" in item:
-                env[item["name"]] = item["value"]
-            else:  # valueFrom.secretKeyRef, as the kubelet resolves it
-                ref = item["valueFrom"]["secretKeyRef"]
-                secret = self._json(self.core.read_namespaced_secret(ref["name"], namespace, _preload_content=False))
-                env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+        env = container_env(self.core, namespace, container, {**os.environ, **self.env}, {})
         env["FRAMESIFT_CACHE"] = str(self.workdir / "cache")  # one cache for all "pods" of the test
-        for source in container.get("envFrom", []):
-            name = source["secretRef"]["name"]
-            secret = self._json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
-            env.update({k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()})
         return env
 
     def _run_job(self, job: dict[str, Any]) -> None:
@@ -320,16 +310,7 @@ class Kubelet:
         pod = spec["template"]["spec"]
         container = pod["containers"][0]
         folder = Path(tempfile.mkdtemp(prefix=f"{meta['name']}-", dir=self.workdir))
-        for volume in pod.get("volumes", []):
-            if "configMap" in volume:
-                cm = self._json(
-                    self.core.read_namespaced_config_map(
-                        volume["configMap"]["name"], meta["namespace"], _preload_content=False
-                    )
-                )
-                (folder / "config").mkdir()
-                for key, value in cm.get("data", {}).items():
-                    (folder / "config" / key).write_text(value)
+        write_configmaps(self.core, meta["namespace"], pod, folder)
         if "command" not in container:  # an image's own entrypoint: a local program plays it, if known
             entrypoint = next(
                 (cmd for prefix, cmd in self.images.items() if container["image"].startswith(prefix)), None
