@@ -124,7 +124,6 @@ class Outcome:
     rows: list[dict[str, str]]
     tag: str
     report_pdf: bytes | None
-    docker_run: str = ""
     notes: list[str] = field(default_factory=list)
 
 
@@ -213,6 +212,10 @@ class Driver:
 
     def setup(self) -> None:
         """Dataset, datasources, Worker and scheduled run: each adopted when it exists."""
+        try:  # what the client cannot express (a region, missing keys) is said before any call
+            sources = plan.datasources(self.run, self.env)
+        except plan.PlanError as err:
+            raise LightlyOneError(Reason.LIGHTLYONE_REFUSED, str(err)) from None
         self._load()
         if self.state.get("failure"):  # the last attempt ended for good: a rerun schedules a new run
             log.info("the last LightlyOne attempt failed (%s): scheduling a new run", self.state["failure"]["reason"])
@@ -239,7 +242,7 @@ class Driver:
                 dataset_id = str(client.dataset_id)
             self._save(datasetId=dataset_id)
         client._dataset_id = dataset_id  # the id is known: no lookup by the client's setter
-        for source in plan.datasources(self.run, self.env):
+        for source in sources:
             self.call(
                 f"setting the {source.kwargs['purpose']} datasource ({source.describe()})",
                 functools.partial(getattr(client, source.method), **source.kwargs),

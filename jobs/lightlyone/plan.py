@@ -185,11 +185,21 @@ def timeouts(run: ActiveLearningRun) -> dict[str, float | None]:
     }
 
 
+def docker_size(quantity: str) -> str:
+    """A Kubernetes quantity (1Gi, 512Mi) as docker's --shm-size (1024m, 512m)."""
+    units = {"Gi": 1024, "Mi": 1, "G": 1000, "M": 1}
+    for suffix, mebi in units.items():
+        if quantity.endswith(suffix) and quantity[: -len(suffix)].isdigit():
+            return f"{int(quantity[: -len(suffix)]) * mebi}m"
+    return quantity
+
+
 def docker_run_line(run: ActiveLearningRun, worker_id: str) -> str:
     """The documented way to start a Worker for this run (token from the environment)."""
     selector = run.spec.selector
     server = f' -e LIGHTLY_SERVER_LOCATION="{selector.server_location}"' if selector.server_location else ""
     return (
-        f'docker run --shm-size="1024m" --gpus all --rm -it -e LIGHTLY_TOKEN="$LIGHTLY_TOKEN" '
+        f'docker run --shm-size="{docker_size(selector.shm_size)}" --gpus all --rm -it '
+        f'-e LIGHTLY_TOKEN="$LIGHTLY_TOKEN" '
         f'-e LIGHTLY_WORKER_ID="{worker_id}"{server} {selector.worker_image}'
     )
