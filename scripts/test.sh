@@ -8,6 +8,7 @@ bash scripts/system-packages.sh
 bash scripts/setup.sh
 bash scripts/get-helm.sh
 bash scripts/build-control-plane.sh   # etcd, kube-apiserver, kube-controller-manager (cached by version)
+bash scripts/build-kueue.sh           # Kueue's controller manager (cached by version)
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/pytest -q "$@"

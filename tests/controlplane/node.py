@@ -35,6 +35,7 @@ class Node:
         self.core = client.CoreV1Api(api)
         self.workdir, self.env = workdir, env
         self.started: set[str] = set()
+        self.held: set[str] = set()  # Jobs whose pods are bound but not started until released
         self.logs: list[Path] = []
         self._stop = threading.Event()
         self._register()
@@ -90,6 +91,9 @@ class Node:
                 "target": {"apiVersion": "v1", "kind": "Node", "name": NODE},
             }
             self.core.create_namespaced_pod_binding(meta["name"], meta["namespace"], binding, _preload_content=False)
+            return
+        owner = next(r["name"] for r in meta["ownerReferences"] if r["kind"] == "Job")
+        if owner in self.held:
             return
         if meta["uid"] not in self.started and (pod.get("status") or {}).get("phase", "Pending") == "Pending":
             self.started.add(meta["uid"])
