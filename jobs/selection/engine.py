@@ -466,6 +466,30 @@ def _power(g: np.ndarray, strength: float) -> np.ndarray:
     return g if strength == 1.0 else np.power(g, strength)
 
 
+def _greedy_step(
+    constant: np.ndarray, active: list[ActiveStrategy], changing: list[ActiveStrategy], alive: np.ndarray
+) -> tuple[int, dict[str, float]]:
+    """The alive frame with the largest Π_s g_s^strength_s (the earliest on a tie), and each
+    strategy's g there. A frame-level DIVERSITY (one) is evaluated lazily: only the frames that
+    could still win are brought up to date with the latest picks (Diversity.best)."""
+    lazy = [a for a in changing if isinstance(a, DiversityScores) and isinstance(a.diversity, Diversity)]
+    lazy_one = lazy[0] if len(lazy) == 1 else None
+    per = {a.label: a.scores(alive) for a in active if a is not lazy_one}
+    total = constant.copy()
+    for a in changing:
+        if a is not lazy_one:
+            total *= _power(per[a.label], a.strength)
+    if lazy_one is None:
+        total[~alive] = -np.inf
+        best = int(np.argmax(total))
+        return best, {label: float(g[best]) for label, g in per.items()}
+    assert isinstance(lazy_one.diversity, Diversity)
+    best, g_div = lazy_one.diversity.best(total, lazy_one.strength, alive)
+    g_best = {label: float(g[best]) for label, g in per.items()}
+    g_best[lazy_one.label] = g_div
+    return best, {a.label: g_best[a.label] for a in active}  # in the strategies' order
+
+
 def select(
     data: SelectionData,
     config: SelectionConfig,
@@ -499,13 +523,8 @@ def select(
         if stop:
             stopped = stop
             break
-        total = constant.copy()
-        per = {a.label: a.scores(alive) for a in active}
-        for a in changing:
-            total *= _power(per[a.label], a.strength)
-        total[~alive] = -np.inf
-        best = int(np.argmax(total))
-        reject = next((reason for a in active if (reason := a.reject_reason(float(per[a.label][best])))), None)
+        best, g_best = _greedy_step(constant, active, changing, alive)
+        reject = next((reason for a in active if (reason := a.reject_reason(g_best[a.label]))), None)
         if reject:
             stopped = reject
             break
@@ -516,7 +535,7 @@ def select(
                 data.file_names[best],
                 str(data.videos[best]),
                 int(data.frame_index[best]),
-                {label: float(g[best]) for label, g in per.items()},
+                g_best,
                 novel,
             )
         )

@@ -8,6 +8,8 @@ only the newest pick's contribution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 EPS = 1e-6
@@ -45,34 +47,105 @@ def distance_scores(d: np.ndarray) -> np.ndarray:
 
 class Diversity:
     """d(x): distance to the nearest frame in selected ∪ datapool (2 when that set is empty),
-    on unit-length embeddings; g = max(d / max d, ε)."""
+    on unit-length embeddings; g = max(d / max d, ε).
+
+    Lazy: a pick touches no other frame. d only ever shrinks, so `d` holds an upper bound that is
+    exact for a frame once it has seen every pick (`seen[x] == picks`); the greedy step brings
+    up to date only the frames whose bound could still win (`best`), a few hundred per pick
+    instead of every frame's embedding. Embeddings may be float16 (and memory-mapped): rows are
+    widened to float32 in blocks when read.
+    """
+
+    BLOCK = 65536
+    PRODUCT_LIMIT = 1 << 24  # floats in one (rows × picks) product while refreshing
 
     def __init__(self, embeddings: np.ndarray, dead: np.ndarray, datapool: np.ndarray):
         self.x = embeddings
         self.d = np.full(len(embeddings), 2.0, np.float32)
         for row in datapool:
-            self._add(row)
+            np.minimum(self.d, self.distances_to(np.asarray(row, np.float32)), out=self.d)
         self.d[dead] = -1.0  # never the max; stays -1 under np.minimum
+        self.picks = np.empty((16, embeddings.shape[1] if embeddings.ndim == 2 else 0), np.float32)
+        self.n_picks = 0
+        self.seen = np.zeros(len(embeddings), np.int32)  # picks that d[x] accounts for
 
-    def distances_to(self, row: np.ndarray) -> np.ndarray:
-        # ||x − p||² = 2 − 2 x·p for unit vectors: one matrix–vector product per pick.
-        sim = self.x @ row
+    @staticmethod
+    def _to_distance(sim: np.ndarray) -> np.ndarray:
+        # ||x − p||² = 2 − 2 x·p for unit vectors
         np.subtract(1.0, sim, out=sim)
         np.maximum(sim, 0.0, out=sim)
         sim *= 2.0
         return np.sqrt(sim, out=sim)
 
-    def _add(self, row: np.ndarray) -> None:
-        np.minimum(self.d, self.distances_to(row), out=self.d)
+    def distances_to(self, row: np.ndarray) -> np.ndarray:
+        """Every frame's distance to `row`: one matrix–vector product (block-wise for float16)."""
+        if self.x.dtype == np.float32:
+            return self._to_distance(self.x @ row)
+        out = np.empty(len(self.x), np.float32)
+        for start in range(0, len(self.x), self.BLOCK):
+            out[start : start + self.BLOCK] = self.x[start : start + self.BLOCK].astype(np.float32) @ row
+        return self._to_distance(out)
+
+    def refresh(self, rows: np.ndarray) -> None:
+        """Bring d of `rows` up to date with every pick."""
+        lag = self.n_picks - self.seen[rows]
+        # rows that missed about as many picks go together: each group is compared with the picks
+        # its stalest row missed, so a row missed by long ago does not make every row pay for it
+        group = np.ceil(np.log2(np.maximum(lag, 1))).astype(np.int64)
+        for g in np.unique(group[lag > 0]):
+            part = rows[(group == g) & (lag > 0)]
+            first = int(self.seen[part].min())
+            picks = self.picks[first : self.n_picks]
+            step = max(1, min(self.BLOCK, self.PRODUCT_LIMIT // len(picks)))  # bounded memory
+            for start in range(0, len(part), step):
+                chunk = part[start : start + step]
+                sim = self.x[chunk].astype(np.float32, copy=False) @ picks.T
+                nearest = self._to_distance(sim.max(axis=1))  # the nearest pick: the largest product
+                self.d[chunk] = np.minimum(self.d[chunk], nearest)
+        self.seen[rows] = self.n_picks
+
+    def _exact_top(self, values: np.ndarray, bound_at: Callable[[np.ndarray], np.ndarray]) -> int:
+        """argmax of `values`, upper bounds that are exact where a frame has seen every pick
+        (`bound_at(rows)` recomputes them): refresh the largest bounds until the first maximum
+        is an exact value; then no frame's value is above it, nor equal to it at an earlier
+        frame, so it is the argmax every frame's exact value would give."""
+        size = 256
+        while True:
+            best = int(np.argmax(values))
+            if self.seen[best] == self.n_picks or values[best] == -np.inf or self.d[best] < 0:
+                return best
+            top = np.argpartition(values, len(values) - size)[-size:] if size < len(values) else np.arange(len(values))
+            stale = top[self.seen[top] < self.n_picks]
+            self.refresh(stale)
+            values[stale] = bound_at(stale)
+            size *= 4
 
     def max_distance(self) -> float:
-        return float(self.d.max())
+        best = self._exact_top(self.d.copy(), lambda rows: self.d[rows])
+        return float(self.d[best])
 
     def scores(self) -> np.ndarray:
+        self.refresh(np.flatnonzero(self.d >= 0))
         return distance_scores(self.d)
 
+    def best(self, others: np.ndarray, strength: float, alive: np.ndarray) -> tuple[int, float]:
+        """(argmax over alive of others · g^strength, g there): the frame the greedy step picks,
+        exactly as if every frame's g were computed, and its g."""
+        top = self.max_distance()
+
+        def bound_at(rows: np.ndarray | slice) -> np.ndarray:
+            g = np.maximum(self.d[rows] / top, EPS) if top > 0 else np.full(len(self.d[rows]), EPS, np.float32)
+            value = others[rows] * (g if strength == 1.0 else np.power(g, strength))
+            return np.where(alive[rows], value, -np.inf)
+
+        best = self._exact_top(bound_at(slice(None)), bound_at)
+        return best, float(max(self.d[best] / top, EPS)) if top > 0 else EPS
+
     def picked(self, index: int) -> None:
-        self._add(self.x[index])
+        if self.n_picks == len(self.picks):
+            self.picks = np.concatenate([self.picks, np.empty_like(self.picks)])
+        self.picks[self.n_picks] = self.x[index]
+        self.n_picks += 1
         self.d[index] = -1.0
 
 
