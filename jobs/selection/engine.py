@@ -179,11 +179,10 @@ def class_rows(data: SelectionData, i: int, entry: StrategyEntry) -> tuple[np.nd
                 f"{inp.key} is numeric; BALANCE needs a categorical key (WEIGHTS or THRESHOLD take numeric ones)",
             )
         values = np.asarray([str(v) for v in column.values], dtype=object)
-        names = sorted(set(values.tolist()))
-        lookup = {name: j for j, name in enumerate(names)}
-        rows = np.zeros((len(names), len(data)), np.float64)
-        rows[[lookup[v] for v in values], np.arange(len(data))] = 1.0
-        return rows, names
+        unique, position = np.unique(values, return_inverse=True)  # sorted names, each row's
+        rows = np.zeros((len(unique), len(data)), np.float64)
+        rows[position.reshape(-1), np.arange(len(data))] = 1.0
+        return rows, [str(name) for name in unique]
     raise _error(i, "input.type", "BALANCE reads PREDICTIONS/CLASS_DISTRIBUTION or categorical METADATA")
 
 
@@ -228,13 +227,7 @@ def candidate_mask(
     if keys is None and data.embeddings is not None:
         keys = np.array([row.tobytes() for row in data.embeddings], dtype=object)
     if keys is not None:
-        seen: set[Any] = set()
-        dup = np.zeros(len(data), bool)
-        for j in np.flatnonzero(alive):
-            if keys[j] in seen:
-                dup[j] = True
-            else:
-                seen.add(keys[j])
+        dup = _duplicates(np.asarray(keys), np.flatnonzero(alive), len(data))
         filtered["duplicate"] = int(dup.sum())
         alive &= ~dup
     if len(datapool):
@@ -243,6 +236,24 @@ def candidate_mask(
         filtered["datapool"] = int((alive & in_pool).sum())
         alive &= ~in_pool
     return alive, filtered, passing
+
+
+def _duplicates(keys: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """Rows whose key an earlier row of `rows` has: the first occurrence stays. np.unique sorts
+    stably, so its first index is the first occurrence (no Python loop over ten million frames);
+    keys that do not sort together (mixed types) take the loop."""
+    dup = np.zeros(n, bool)
+    try:
+        _, first = np.unique(keys[rows], return_index=True)
+    except TypeError:
+        seen: set[Any] = set()
+        for j in rows:
+            dup[j] = keys[j] in seen
+            seen.add(keys[j])
+        return dup
+    dup[rows] = True
+    dup[rows[first]] = False
+    return dup
 
 
 # ----- the greedy loop ---------------------------------------------------------------------

@@ -66,7 +66,7 @@ def synthetic_data(
         frame_index=frame_idx,
         embeddings=emb,
         corrupt=np.zeros(n, bool),
-        duplicate_key=np.arange(n).astype(object),
+        duplicate_key=np.arange(n),  # every frame distinct (int64: no ten million Python ints)
         predictions={task: preds},
         metadata={"video_name": MetadataColumn(video_name, numeric=False)},
     )

@@ -286,3 +286,13 @@ def test_config_errors_name_the_strategy_and_field() -> None:
         )
     with pytest.raises(SelectionConfigError, match=r"unknown metadata key 'wieght'; did you mean 'weight'"):
         select(data, cfg(5, {"input": {"type": "METADATA", "key": "wieght"}, "strategy": {"type": "WEIGHTS"}}))
+
+
+def test_duplicate_pixel_hashes_keep_the_first_frame_among_candidates() -> None:
+    data = frames(12)
+    data.duplicate_key = np.array(["h0", "h1", "h1", "h3", "h0", "h5", "h6", "h6", "h6", "h9", "h10", "h11"], object)
+    data.corrupt[1] = True  # the first "h1" is not a candidate: the second one is the first occurrence
+    result = select(data, cfg(100, DIVERSITY))
+    picked = {p.index for p in result.picks}
+    assert picked == {0, 2, 3, 5, 6, 9, 10, 11}
+    assert result.filtered["duplicate"] == 3
