@@ -9,6 +9,7 @@
 # so the test needs no write access to /etc.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+command -v go >/dev/null || { echo "error: Go >= 1.25 is needed to build Kueue for the tests (apt-get install golang)" >&2; exit 1; }
 module="$repo/tests/controlplane/kueue"
 version=$(cd "$module" && go list -m -f '{{.Version}}' sigs.k8s.io/kueue)
 out="$repo/.cache/kueue/$version"
@@ -18,7 +19,9 @@ if [ -x "$out/kueue" ] && [ -d "$out/crds" ]; then
 fi
 mkdir -p "$out"
 cd "$module"
+go mod download sigs.k8s.io/kueue  # on a fresh machine the module is not in the cache yet
 source_dir=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)
+[ -d "$source_dir" ] || { echo "error: sigs.k8s.io/kueue $version did not download" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r "$source_dir" "$work/kueue" && chmod -R u+w "$work/kueue"
