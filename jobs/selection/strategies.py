@@ -17,13 +17,19 @@ EPS = 1e-6
 
 def minmax_unit(values: np.ndarray, alive: np.ndarray) -> np.ndarray:
     """Min–max over the alive frames into [ε, 1]; all equal → 1."""
-    vals = values[alive]
-    if not len(vals):
+    if not alive.any():
         return np.ones_like(values, dtype=np.float64)
-    lo, hi = float(vals.min()), float(vals.max())
+    # min and max over the alive frames without copying them out; then the same arithmetic as
+    # EPS + (1 − EPS)·(v − lo)/(hi − lo), in place (one array, not five: ten million frames)
+    lo = float(np.min(values, where=alive, initial=np.inf))
+    hi = float(np.max(values, where=alive, initial=-np.inf))
     if hi - lo <= 0:
         return np.ones_like(values, dtype=np.float64)
-    return np.clip(EPS + (1.0 - EPS) * (values - lo) / (hi - lo), EPS, 1.0)
+    out = values - lo
+    out *= 1.0 - EPS
+    out /= hi - lo
+    out += EPS
+    return np.clip(out, EPS, 1.0, out=out)
 
 
 def weights_scores(values: np.ndarray, alive: np.ndarray) -> np.ndarray:
@@ -134,9 +140,11 @@ class Diversity:
         top = self.max_distance()
 
         def bound_at(rows: np.ndarray | slice) -> np.ndarray:
-            g = np.maximum(self.d[rows] / top, EPS) if top > 0 else np.full(len(self.d[rows]), EPS, np.float32)
+            g = self.d[rows] / top if top > 0 else np.full(len(self.d[rows]), EPS, np.float32)
+            np.maximum(g, EPS, out=g)
             value = others[rows] * (g if strength == 1.0 else np.power(g, strength))
-            return np.where(alive[rows], value, -np.inf)
+            np.copyto(value, -np.inf, where=~alive[rows])
+            return value
 
         best = self._exact_top(bound_at(slice(None)), bound_at)
         return best, float(max(self.d[best] / top, EPS)) if top > 0 else EPS
@@ -248,10 +256,13 @@ class Balance:
         with np.errstate(divide="ignore", invalid="ignore"):
             inv = np.where(mass > 0, 1.0 / mass, 0.0)
         loss = np.zeros(c.shape[1], np.float64)
-        for k in range(len(self.target)):
-            share = (c[k] + self.s[k]) * inv
+        share = np.empty(c.shape[1], np.float64)
+        for k in range(len(self.target)):  # in place: one scratch array for every class
+            np.add(c[k], self.s[k], out=share)
+            share *= inv
             share -= self.target[k]
-            loss += np.abs(share)
+            np.abs(share, out=share)
+            loss += share
         return loss
 
     def losses(self) -> np.ndarray:
