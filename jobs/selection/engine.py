@@ -38,9 +38,12 @@ from framesift.jobs.selection.scores import SCORE_NAMES
 from framesift.jobs.selection.strategies import (
     EPS,
     Balance,
+    BalanceLoss,
+    CategoryBalance,
     Diversity,
     ObjectDiversity,
     balance_matrix,
+    category_balance_rows,
     minmax_unit,
     similarity,
     typicality,
@@ -163,26 +166,34 @@ def _metadata(data: SelectionData, i: int, key: str) -> Any:
     return data.metadata[key]
 
 
+def metadata_categories(data: SelectionData, i: int, key: str) -> tuple[np.ndarray, list[str]]:
+    """(n,) each frame's position in the sorted category names of a categorical metadata key, and
+    those names."""
+    column = _metadata(data, i, key)
+    if column.numeric:
+        raise _error(
+            i,
+            "input.key",
+            f"{key} is numeric; BALANCE needs a categorical key (WEIGHTS or THRESHOLD take numeric ones)",
+        )
+    values = np.asarray([str(v) for v in column.values], dtype=object)
+    unique, position = np.unique(values, return_inverse=True)  # sorted names, each row's
+    return position.reshape(-1), [str(name) for name in unique]
+
+
 def class_rows(data: SelectionData, i: int, entry: StrategyEntry) -> tuple[np.ndarray, list[str]]:
-    """(K, n) class vectors and class names a BALANCE strategy reads."""
+    """(K, n) class vectors and class names a BALANCE strategy reads (dense: the engine reads
+    categorical metadata through `metadata_categories` instead)."""
     inp = entry.input
     if isinstance(inp, PredictionsInput):
         preds = _task(data, i, inp.task)
         names = [preds.categories[c] for c in preds.category_ids]
         return preds.class_distribution(len(data)), names
     if isinstance(inp, MetadataInput):
-        column = _metadata(data, i, inp.key)
-        if column.numeric:
-            raise _error(
-                i,
-                "input.key",
-                f"{inp.key} is numeric; BALANCE needs a categorical key (WEIGHTS or THRESHOLD take numeric ones)",
-            )
-        values = np.asarray([str(v) for v in column.values], dtype=object)
-        unique, position = np.unique(values, return_inverse=True)  # sorted names, each row's
-        rows = np.zeros((len(unique), len(data)), np.float64)
-        rows[position.reshape(-1), np.arange(len(data))] = 1.0
-        return rows, [str(name) for name in unique]
+        position, names = metadata_categories(data, i, inp.key)
+        rows = np.zeros((len(names), len(data)), np.float64)
+        rows[position, np.arange(len(data))] = 1.0
+        return rows, names
     raise _error(i, "input.type", "BALANCE reads PREDICTIONS/CLASS_DISTRIBUTION or categorical METADATA")
 
 
@@ -388,7 +399,7 @@ class ObjectDiversityScores(DiversityScores):
 class BalanceScores(ActiveStrategy):
     """BALANCE: distance of the class shares to the target, updated per pick."""
 
-    def __init__(self, label: str, strength: float, balance: Balance):
+    def __init__(self, label: str, strength: float, balance: BalanceLoss):
         super().__init__(label, strength)
         self.balance = balance
 
@@ -399,9 +410,10 @@ class BalanceScores(ActiveStrategy):
         self.balance.picked(index)
 
 
-def _validate_balance(i: int, strategy: BalanceStrategy, names: list[str], rows: np.ndarray, alive: np.ndarray) -> None:
+def _validate_balance(i: int, strategy: BalanceStrategy, names: list[str], mass: np.ndarray) -> None:
+    """`mass`: each class's mass over the candidates."""
     if strategy.effective_distribution == "TARGET" and strategy.target:
-        present = {n for n, row in zip(names, rows, strict=True) if row[alive].sum() > 0}
+        present = {n for n, m in zip(names, mass, strict=True) if m > 0}
         if not set(strategy.target) & present:
             raise _error(
                 i,
@@ -459,9 +471,16 @@ def build_strategies(
             if not rows:
                 raise _error(i, "input.query", f"none of the query frames {names[:3]} is in the data")
             active.append(ConstantScores(label, s.strength, minmax_unit(similarity(emb, emb[rows]), alive)))
+        elif isinstance(s, BalanceStrategy) and isinstance(entry.input, MetadataInput):
+            position, names = metadata_categories(data, i, entry.input.key)
+            _validate_balance(i, s, names, np.bincount(position[alive], minlength=len(names)))
+            row, target, _ = category_balance_rows(position, names, s.target, s.effective_distribution, alive)
+            in_class = row[datapool][row[datapool] >= 0]
+            start = np.bincount(in_class, minlength=len(target)).astype(np.float64)
+            active.append(BalanceScores(label, s.strength, CategoryBalance(row, target, start)))
         elif isinstance(s, BalanceStrategy):
             c, names = class_rows(data, i, entry)
-            _validate_balance(i, s, names, c, alive)
+            _validate_balance(i, s, names, np.array([row.sum(where=alive) for row in c]))
             class_mass, target, _ = balance_matrix(c, names, s.target, s.effective_distribution, alive)
             start = class_mass[:, datapool].sum(axis=1) if len(datapool) else np.zeros(len(target))
             active.append(BalanceScores(label, s.strength, Balance(class_mass, target, start)))

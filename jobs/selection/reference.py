@@ -20,7 +20,7 @@ from framesift.api.selection_config import (
 from framesift.jobs.selection.data import SelectionData
 from framesift.jobs.selection.engine import candidate_mask, class_rows, numeric_input
 from framesift.jobs.selection.strategies import (
-    Balance,
+    BalanceLoss,
     Diversity,
     ObjectDiversity,
     balance_matrix,
@@ -65,7 +65,7 @@ def naive_select(data: SelectionData, config: SelectionConfig) -> list[int]:
                 c, names = class_rows(data, i, entry)
                 rows, target, _ = balance_matrix(c, names, s.target, s.effective_distribution, candidates)
                 counts = rows[:, picks].sum(axis=1) if picks else np.zeros(len(target))
-                g = minmax_unit(-Balance(rows, target, counts).distance(rows, rows.sum(axis=0)), alive)
+                g = minmax_unit(-BalanceLoss(target, counts).distance(rows, rows.sum(axis=0)), alive)
             else:
                 raise NotImplementedError(type(s).__name__)
             total *= g if s.strength == 1.0 else np.power(g, s.strength)
