@@ -7,11 +7,14 @@ an embeddings CSV (people who bring their own predictions). The engine itself do
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 
-from framesift.jobs.selection.scores import all_scores
+from framesift.jobs.selection.scores import all_scores, frame_score
+from framesift.jobs.video import frame_name
 
 _FRAME_NAME = re.compile(r"^(?P<stem>.*)-(?P<index>\d+)-(?P<ext>[^-/]*)\.(?P<fmt>[A-Za-z0-9]+)$")
 
@@ -81,6 +84,12 @@ class TaskPredictions:
             n_frames, self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories)
         )
 
+    def score(self, n_frames: int, name: str) -> np.ndarray:
+        """One of `scores`, computing only that one."""
+        return frame_score(
+            name, n_frames, self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories)
+        )
+
 
 @dataclass
 class MetadataColumn:
@@ -88,9 +97,35 @@ class MetadataColumn:
     numeric: bool
 
 
+class FrameNames(Sequence[str]):
+    """Frame file names made from (video, frame index) when read, not held: ten million Python
+    strings are about 0.8 GB, and selection reads only the picks' names."""
+
+    def __init__(self, videos: np.ndarray, frame_index: np.ndarray, frames_per_video: dict[str, int]):
+        self.videos = videos
+        self.frame_index = frame_index
+        self.frames_per_video = frames_per_video  # the zero padding of a video's frame numbers
+
+    def __len__(self) -> int:
+        return len(self.frame_index)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        video = str(self.videos[i])
+        return frame_name(video, int(self.frame_index[i]), self.frames_per_video[video])
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[i] for i in range(len(self)))
+
+
 @dataclass
 class SelectionData:
-    file_names: list[str]
+    file_names: Sequence[str]  # a list, or FrameNames
     videos: np.ndarray  # (n,) object
     frame_index: np.ndarray  # (n,) int64
     embeddings: np.ndarray | None  # (n, d) float32, unit length

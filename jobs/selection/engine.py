@@ -143,7 +143,7 @@ def numeric_input(data: SelectionData, i: int, entry: StrategyEntry) -> np.ndarr
         preds = _task(data, i, inp.task)
         if inp.score not in SCORE_NAMES:
             raise _error(i, "input.score", f"unknown score {inp.score!r}{_suggest(inp.score, list(SCORE_NAMES))}")
-        return np.asarray(preds.scores(n)[inp.score], np.float64)
+        return np.asarray(preds.score(n, inp.score), np.float64)
     if isinstance(inp, RandomInput):
         return np.random.default_rng(inp.random_seed).random(n)
     if isinstance(inp, PredictionsInput):

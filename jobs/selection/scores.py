@@ -34,8 +34,13 @@ def object_frequency(n_frames: int, box_frame: np.ndarray, box_class: np.ndarray
     scaled over all frames into [0.9, 1.0] (all equal → 1.0)."""
     raw = np.zeros(n_frames, np.float64)
     if len(box_frame):
-        pairs, counts = np.unique(np.stack([box_frame, box_class], axis=1), axis=0, return_counts=True)
-        np.add.at(raw, pairs[:, 0], 1.0 + FURTHER_BOX_WEIGHT * (counts - 1))
+        # 1 + 0.25·(boxes of the class − 1) summed over the classes present is
+        # 0.75·classes present + 0.25·boxes, exact in binary; one int64 key per (frame, class)
+        # pair instead of a unique over (box, 2) rows (ten million frames carry tens of millions)
+        n_classes = int(box_class.max()) + 1
+        pairs = np.unique(box_frame * n_classes + box_class)
+        raw += (1.0 - FURTHER_BOX_WEIGHT) * np.bincount(pairs // n_classes, minlength=n_frames)
+        raw += FURTHER_BOX_WEIGHT * np.bincount(box_frame, minlength=n_frames)
     lo, hi = OBJECT_FREQUENCY_RANGE
     if n_frames == 0:
         return raw
@@ -108,6 +113,26 @@ def uncertainty_scores(
             np.maximum.at(frame, box_frame, per_box)
         out[name] = frame
     return out
+
+
+def frame_score(
+    name: str,
+    n_frames: int,
+    box_frame: np.ndarray,
+    box_class_index: np.ndarray,
+    box_score: np.ndarray,
+    box_probs: np.ndarray | None,
+    n_classes: int,
+) -> np.ndarray:
+    """One score per frame (`SCORE_NAMES`), computing only what that score needs: a WEIGHTS
+    strategy over objectness should not pay for every box's probability vectors."""
+    if name == "object_frequency":
+        return object_frequency(n_frames, box_frame, box_class_index)
+    if name == "objectness_least_confidence":
+        return objectness_least_confidence(n_frames, box_frame, box_score)
+    if name in SCORE_NAMES:
+        return uncertainty_scores(n_frames, box_frame, box_class_index, box_score, box_probs, n_classes)[name]
+    raise KeyError(f"unknown score {name!r}: one of {', '.join(SCORE_NAMES)}")
 
 
 def all_scores(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framesift.jobs.selection.data import MetadataColumn, SelectionData, TaskPredictions, normalize_rows
-from framesift.jobs.video import frame_name
+from framesift.jobs.selection.data import FrameNames, MetadataColumn, SelectionData, TaskPredictions, normalize_rows
 
 SEED_CLASSES = {0: "person", 1: "bicycle", 2: "car"}
 SEED_VIDEOS = ("passageway1-c0.avi", "terrace1-c0.avi", "terrace1-c2.avi")
@@ -28,11 +27,10 @@ def synthetic_data(
     per_video = np.array_split(np.arange(n), len(videos))
     video_col = np.empty(n, dtype=object)
     frame_idx = np.empty(n, np.int64)
-    names: list[str] = []
     for video, rows in zip(videos, per_video, strict=True):
         video_col[rows] = video
         frame_idx[rows] = np.arange(len(rows))
-        names.extend(frame_name(video, i, len(rows)) for i in range(len(rows)))
+    names = FrameNames(video_col, frame_idx, {v: len(rows) for v, rows in zip(videos, per_video, strict=True)})
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
     emb = np.empty((n, dim), dtype)
     labels = rng.integers(0, clusters, n)
@@ -44,18 +42,24 @@ def synthetic_data(
     if dtype == np.float32:
         emb = normalize_rows(emb)
 
-    boxes_per_frame = rng.integers(0, 5, n)
-    box_frame = np.repeat(np.arange(n), boxes_per_frame)
+    # the same draws as one expression per array, with fewer full-size temporaries (ten
+    # million frames carry twenty million boxes)
+    box_frame = np.repeat(np.arange(n), rng.integers(0, 5, n))
     # classes correlate with the cluster, so balance and diversity interact as in real data
-    box_class = (labels[box_frame] + rng.integers(0, 2, len(box_frame))) % len(SEED_CLASSES)
+    box_class = labels[box_frame]
+    box_class += rng.integers(0, 2, len(box_frame))
+    box_class %= len(SEED_CLASSES)
     box_score = rng.uniform(0.1, 1.0, len(box_frame))
     probs = None
     if with_probabilities:
-        logits = rng.standard_normal((len(box_frame), len(SEED_CLASSES)))
-        logits[np.arange(len(box_frame)), box_class] += 2.0
-        probs = np.exp(logits, out=logits)  # in place: 10 M frames carry 20 M boxes
+        probs = rng.standard_normal((len(box_frame), len(SEED_CLASSES)))  # logits, then in place
+        for start in range(0, len(box_frame), 1 << 20):
+            boxes = slice(start, min(len(box_frame), start + (1 << 20)))
+            logits = probs[boxes]
+            logits[np.arange(len(logits)), box_class[boxes]] += 2.0
+        np.exp(probs, out=probs)
         probs /= probs.sum(axis=1, keepdims=True)
-    preds = TaskPredictions(dict(SEED_CLASSES), box_frame, box_class.astype(np.int64), box_score, probs)
+    preds = TaskPredictions(dict(SEED_CLASSES), box_frame, box_class, box_score, probs)
     stems = np.array([v.rsplit(".", 1)[0] for v in videos], dtype=object)
     video_name = np.empty(n, dtype=object)
     for stem, rows in zip(stems, per_video, strict=True):

@@ -5,7 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from framesift.jobs.selection.scores import all_scores, object_frequency, objectness_least_confidence
+from framesift.jobs.selection.scores import (
+    SCORE_NAMES,
+    all_scores,
+    frame_score,
+    object_frequency,
+    objectness_least_confidence,
+)
 
 
 def scores_for(frames: int, boxes: list[tuple[int, int, float]], n_classes: int = 3, probs=None) -> dict:
@@ -64,3 +70,26 @@ def test_all_frames_equal_give_equal_scores() -> None:
     for values in s.values():
         assert len(set(np.round(values, 12).tolist())) == 1
     assert s["object_frequency"].tolist() == [1.0] * 4
+
+
+def test_each_score_alone_is_the_one_computed_with_all_of_them() -> None:
+    """`frame_score` computes one score (what a WEIGHTS strategy reads) bit for bit as
+    `all_scores` does, and object_frequency's per-(frame, class) keys count as a unique over
+    (frame, class) rows would."""
+    rng = np.random.default_rng(3)
+    n, k = 400, 5
+    box_frame = np.sort(rng.integers(0, n - 20, 3000))  # the last frames have no box
+    box_class = rng.integers(0, k, len(box_frame))
+    box_score = rng.uniform(0.05, 1.0, len(box_frame))
+    probs = rng.dirichlet(np.ones(k), len(box_frame))
+    probs[::7] = np.nan  # score-only boxes too
+    every = all_scores(n, box_frame, box_class, box_score, probs, k)
+    for name in SCORE_NAMES:
+        assert np.array_equal(frame_score(name, n, box_frame, box_class, box_score, probs, k), every[name]), name
+
+    pairs, counts = np.unique(np.stack([box_frame, box_class], axis=1), axis=0, return_counts=True)
+    raw = np.zeros(n)
+    np.add.at(raw, pairs[:, 0], 1.0 + 0.25 * (counts - 1))
+    assert np.array_equal(every["object_frequency"], 0.9 + (1.0 - 0.9) * (raw - raw.min()) / (raw.max() - raw.min()))
+    with pytest.raises(KeyError, match="unknown score 'novelty'"):
+        frame_score("novelty", n, box_frame, box_class, box_score, probs, k)
