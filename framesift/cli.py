@@ -304,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_select.add_argument("--reference-n", type=int, default=20_000)
     bench_select.add_argument("--reference-picks", type=int, default=100)
+    bench_select.add_argument(
+        "--precision-n", type=int, default=100_000, help="frames for float16 vs float32 picks (0: skip)"
+    )
     bench_select.add_argument("--out", default=None)
     bench_convert = bench_sub.add_parser(
         "convert", help="the conversion's per-frame writes vs a sequential boto3 put loop (objects/s, speedup)"

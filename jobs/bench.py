@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 REPO_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+SEED_CLASS_TARGET = {"person": 0.33, "bicycle": 0.34, "car": 0.33}
 SEED_SELECTION = {
     "strategies": [
         {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
         {
             "input": {"type": "PREDICTIONS", "task": "yolov8_detection", "name": "CLASS_DISTRIBUTION"},
-            "strategy": {"type": "BALANCE", "target": {"person": 0.33, "bicycle": 0.34, "car": 0.33}},
+            "strategy": {"type": "BALANCE", "target": SEED_CLASS_TARGET},
         },
         {
             "input": {"type": "SCORES", "task": "yolov8_detection", "score": "object_frequency"},
@@ -348,6 +349,71 @@ def _reference_child(n: int, picks: int, dim: int) -> dict[str, Any]:
     }
 
 
+def _coverage_radius(emb: Any, picks: list[int]) -> float:
+    """The largest distance from any frame to its nearest pick (k-center's objective)."""
+    import numpy as np
+
+    chosen = emb[picks].astype(np.float32)
+    radius = 0.0
+    for start in range(0, len(emb), 16384):
+        sim = emb[start : start + 16384].astype(np.float32) @ chosen.T
+        nearest = np.sqrt(np.maximum(2.0 - 2.0 * sim.max(axis=1), 0.0))
+        radius = max(radius, float(nearest.max()))
+    return radius
+
+
+def _precision_child(n: int, picks: int, dim: int) -> dict[str, Any]:
+    """float16 embeddings (what ten million frames are stored as) against float32 on the same
+    frames and config: the same picks, or how far apart — coverage radius measured on the float32
+    embeddings, picks per video and boxes per class among the picks."""
+    import numpy as np
+
+    from framesift.api.selection_config import SelectionConfig
+    from framesift.jobs.selection.engine import select
+    from framesift.jobs.selection.synthetic import synthetic_data
+
+    config = SelectionConfig.model_validate({"n_samples": picks, **SEED_SELECTION})
+    runs = {}
+    for dtype in (np.float32, np.float16):
+        data = synthetic_data(n, dim=dim, dtype=dtype)
+        runs[np.dtype(dtype).name] = [p.index for p in select(data, config).picks]
+    full, half = runs["float32"], runs["float16"]
+    exact = synthetic_data(n, dim=dim)  # float32 rows, the same frames
+    assert exact.embeddings is not None
+    preds = exact.predictions["yolov8_detection"]
+
+    def counts(chosen: list[int]) -> tuple[list[int], list[int]]:
+        per_video = [int((exact.videos[chosen] == v).sum()) for v in sorted(set(exact.videos))]
+        boxes = np.isin(preds.box_frame, chosen)
+        per_class = np.bincount(preds.class_index()[boxes], minlength=len(preds.categories))
+        return per_video, per_class.tolist()
+
+    # what the class BALANCE aims at: L1 distance of the picks' class-mass shares to its target
+    mass = preds.class_distribution(n)
+    target = np.array([SEED_CLASS_TARGET[preds.categories[c]] for c in preds.category_ids])
+
+    def balance_gap(chosen: list[int]) -> float:
+        shares = mass[:, chosen].sum(axis=1)
+        return round(float(np.abs(shares / shares.sum() - target).sum()), 5)
+
+    radius_full, radius_half = _coverage_radius(exact.embeddings, full), _coverage_radius(exact.embeddings, half)
+    return {
+        "n": n,
+        "picks": picks,
+        "identical_picks": full == half,
+        "same_picks_share": round(len(set(full) & set(half)) / max(1, len(full)), 4),
+        "coverage_radius_float32": round(radius_full, 5),
+        "coverage_radius_float16": round(radius_half, 5),
+        "coverage_radius_ratio": round(radius_half / radius_full, 5) if radius_full else 1.0,
+        "per_video_float32": counts(full)[0],
+        "per_video_float16": counts(half)[0],
+        "boxes_per_class_float32": counts(full)[1],
+        "boxes_per_class_float16": counts(half)[1],
+        "class_share_l1_to_target_float32": balance_gap(full),
+        "class_share_l1_to_target_float16": balance_gap(half),
+    }
+
+
 def _child(kind: str, *numbers: int) -> dict[str, Any]:
     """One measurement in a fresh process (clean peak memory). Not started from the repo root:
     its operator/ folder would shadow the standard library's `operator` for `python -m`."""
@@ -374,7 +440,10 @@ def bench_select(args: argparse.Namespace) -> dict[str, Any]:
             rows[-1]["vs_peer"] = round(rows[-1]["seconds"] / max(peer["seconds"], 1e-9), 2)
         print(json.dumps(rows[-1]), file=sys.stderr)
     reference = _child("reference-child", args.reference_n, args.reference_picks, args.dim)
-    return {"runs": rows, "reference": reference, "machine": machine()}
+    result = {"runs": rows, "reference": reference, "machine": machine()}
+    if args.precision_n:
+        result["float16"] = _child("precision-child", args.precision_n, args.picks, args.dim)
+    return result
 
 
 # ----- convert -------------------------------------------------------------------------------
@@ -479,5 +548,10 @@ def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     kind, n, picks, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    child = {"select-child": _select_child, "kcenter-child": _kcenter_child, "reference-child": _reference_child}[kind]
+    child = {
+        "select-child": _select_child,
+        "kcenter-child": _kcenter_child,
+        "reference-child": _reference_child,
+        "precision-child": _precision_child,
+    }[kind]
     print(json.dumps(child(n, picks, dim)))

@@ -220,9 +220,15 @@ def test_bench_select_runs_and_the_reference_agrees() -> None:
         "--reference-picks",
         "25",
         "--peer",
+        "--precision-n",
+        "3000",
     )
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["runs"][0]["n"] == 5000 and doc["runs"][0]["picks"] == 30
     assert doc["runs"][0]["peer_kcenter_seconds"] > 0 and doc["runs"][0]["vs_peer"] > 0  # --peer: the ratio
     assert doc["reference"]["identical"] is True
+    half = doc["float16"]  # float16 against float32 on the same frames: measured, not assumed equal
+    assert half["n"] == 3000 and 0.0 < half["same_picks_share"] <= 1.0
+    assert sum(half["per_video_float16"]) == sum(half["per_video_float32"]) == 30
+    assert half["coverage_radius_float32"] > 0 and half["coverage_radius_ratio"] > 0

@@ -296,3 +296,24 @@ def test_duplicate_pixel_hashes_keep_the_first_frame_among_candidates() -> None:
     picked = {p.index for p in result.picks}
     assert picked == {0, 2, 3, 5, 6, 9, 10, 11}
     assert result.filtered["duplicate"] == 3
+
+
+def test_frame_names_made_on_access_are_the_names_a_list_would_hold() -> None:
+    """Synthetic fleets hold their frame names as FrameNames (no ten million strings): each name,
+    slice, iteration and the datapool's name lookup are those of `frame_name` per frame."""
+    from framesift.jobs.selection.data import FrameNames
+    from framesift.jobs.video import frame_name
+
+    data = synthetic_data(1001, dim=8)
+    assert isinstance(data.file_names, FrameNames)
+    per_video = {str(v): int((data.videos == v).sum()) for v in set(data.videos)}
+    rows = zip(data.videos, data.frame_index, strict=True)
+    expected = [frame_name(str(v), int(i), per_video[str(v)]) for v, i in rows]
+    assert list(data.file_names) == expected
+    assert data.file_names[333] == expected[333] and data.file_names[-1] == expected[-1]
+    assert data.file_names[5:9] == expected[5:9]
+    assert data.index_of()[expected[700]] == 700
+    diversity = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
+    config = SelectionConfig.model_validate({"n_samples": 3, "strategies": [diversity]})
+    result = select(data, config, datapool_names=expected[:2])
+    assert [p.file_name for p in result.picks] == [expected[p.index] for p in result.picks]
