@@ -13,7 +13,13 @@ from typing import overload
 
 import numpy as np
 
-from framesift.jobs.selection.scores import all_scores, frame_score
+from framesift.jobs.selection.scores import (
+    SCORE_NAMES,
+    all_scores,
+    object_frequency,
+    objectness_least_confidence,
+    uncertainty_scores,
+)
 from framesift.jobs.video import frame_name
 
 _FRAME_NAME = re.compile(r"^(?P<stem>.*)-(?P<index>\d+)-(?P<ext>[^-/]*)\.(?P<fmt>[A-Za-z0-9]+)$")
@@ -80,15 +86,20 @@ class TaskPredictions:
         return np.bincount(self.box_frame[mask], minlength=n_frames).astype(np.float64)
 
     def scores(self, n_frames: int) -> dict[str, np.ndarray]:
-        return all_scores(
-            n_frames, self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories)
-        )
+        args = (self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories))
+        return all_scores(n_frames, *args)
 
     def score(self, n_frames: int, name: str) -> np.ndarray:
-        """One of `scores`, computing only that one."""
-        return frame_score(
-            name, n_frames, self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories)
-        )
+        """One of `scores`, computing only what that one needs: a WEIGHTS strategy over
+        objectness should not pay for every box's probability vectors."""
+        if name == "object_frequency":
+            return object_frequency(n_frames, self.box_frame, self.class_index())
+        if name == "objectness_least_confidence":
+            return objectness_least_confidence(n_frames, self.box_frame, self.box_score)
+        if name not in SCORE_NAMES:
+            raise KeyError(f"unknown score {name!r}: one of {', '.join(SCORE_NAMES)}")
+        args = (self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories))
+        return uncertainty_scores(n_frames, *args)[name]
 
 
 @dataclass

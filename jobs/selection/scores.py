@@ -115,26 +115,6 @@ def uncertainty_scores(
     return out
 
 
-def frame_score(
-    name: str,
-    n_frames: int,
-    box_frame: np.ndarray,
-    box_class_index: np.ndarray,
-    box_score: np.ndarray,
-    box_probs: np.ndarray | None,
-    n_classes: int,
-) -> np.ndarray:
-    """One score per frame (`SCORE_NAMES`), computing only what that score needs: a WEIGHTS
-    strategy over objectness should not pay for every box's probability vectors."""
-    if name == "object_frequency":
-        return object_frequency(n_frames, box_frame, box_class_index)
-    if name == "objectness_least_confidence":
-        return objectness_least_confidence(n_frames, box_frame, box_score)
-    if name in SCORE_NAMES:
-        return uncertainty_scores(n_frames, box_frame, box_class_index, box_score, box_probs, n_classes)[name]
-    raise KeyError(f"unknown score {name!r}: one of {', '.join(SCORE_NAMES)}")
-
-
 def all_scores(
     n_frames: int,
     box_frame: np.ndarray,

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
+from framesift.jobs.selection.data import TaskPredictions
 from framesift.jobs.selection.scores import (
     SCORE_NAMES,
     all_scores,
-    frame_score,
     object_frequency,
     objectness_least_confidence,
 )
@@ -73,7 +73,7 @@ def test_all_frames_equal_give_equal_scores() -> None:
 
 
 def test_each_score_alone_is_the_one_computed_with_all_of_them() -> None:
-    """`frame_score` computes one score (what a WEIGHTS strategy reads) bit for bit as
+    """`TaskPredictions.score` computes one score (what a WEIGHTS strategy reads) bit for bit as
     `all_scores` does, and object_frequency's per-(frame, class) keys count as a unique over
     (frame, class) rows would."""
     rng = np.random.default_rng(3)
@@ -84,12 +84,13 @@ def test_each_score_alone_is_the_one_computed_with_all_of_them() -> None:
     probs = rng.dirichlet(np.ones(k), len(box_frame))
     probs[::7] = np.nan  # score-only boxes too
     every = all_scores(n, box_frame, box_class, box_score, probs, k)
+    preds = TaskPredictions({c: f"class{c}" for c in range(k)}, box_frame, box_class, box_score, probs)
     for name in SCORE_NAMES:
-        assert np.array_equal(frame_score(name, n, box_frame, box_class, box_score, probs, k), every[name]), name
+        assert np.array_equal(preds.score(n, name), every[name]), name
 
     pairs, counts = np.unique(np.stack([box_frame, box_class], axis=1), axis=0, return_counts=True)
     raw = np.zeros(n)
     np.add.at(raw, pairs[:, 0], 1.0 + 0.25 * (counts - 1))
     assert np.array_equal(every["object_frequency"], 0.9 + (1.0 - 0.9) * (raw - raw.min()) / (raw.max() - raw.min()))
     with pytest.raises(KeyError, match="unknown score 'novelty'"):
-        frame_score("novelty", n, box_frame, box_class, box_score, probs, k)
+        preds.score(n, "novelty")
