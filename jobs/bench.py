@@ -397,6 +397,7 @@ def _precision_child(n: int, picks: int, dim: int) -> dict[str, Any]:
         return round(float(np.abs(shares / shares.sum() - target).sum()), 5)
 
     radius_full, radius_half = _coverage_radius(exact.embeddings, full), _coverage_radius(exact.embeddings, half)
+    (videos_full, classes_full), (videos_half, classes_half) = counts(full), counts(half)
     return {
         "n": n,
         "picks": picks,
@@ -405,10 +406,10 @@ def _precision_child(n: int, picks: int, dim: int) -> dict[str, Any]:
         "coverage_radius_float32": round(radius_full, 5),
         "coverage_radius_float16": round(radius_half, 5),
         "coverage_radius_ratio": round(radius_half / radius_full, 5) if radius_full else 1.0,
-        "per_video_float32": counts(full)[0],
-        "per_video_float16": counts(half)[0],
-        "boxes_per_class_float32": counts(full)[1],
-        "boxes_per_class_float16": counts(half)[1],
+        "per_video_float32": videos_full,
+        "per_video_float16": videos_half,
+        "boxes_per_class_float32": classes_full,
+        "boxes_per_class_float16": classes_half,
         "class_share_l1_to_target_float32": balance_gap(full),
         "class_share_l1_to_target_float16": balance_gap(half),
     }

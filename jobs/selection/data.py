@@ -85,9 +85,11 @@ class TaskPredictions:
             mask = np.isin(self.box_class, list(wanted))
         return np.bincount(self.box_frame[mask], minlength=n_frames).astype(np.float64)
 
+    def _score_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]:
+        return self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories)
+
     def scores(self, n_frames: int) -> dict[str, np.ndarray]:
-        args = (self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories))
-        return all_scores(n_frames, *args)
+        return all_scores(n_frames, *self._score_inputs())
 
     def score(self, n_frames: int, name: str) -> np.ndarray:
         """One of `scores`, computing only what that one needs: a WEIGHTS strategy over
@@ -98,8 +100,7 @@ class TaskPredictions:
             return objectness_least_confidence(n_frames, self.box_frame, self.box_score)
         if name not in SCORE_NAMES:
             raise KeyError(f"unknown score {name!r}: one of {', '.join(SCORE_NAMES)}")
-        args = (self.box_frame, self.class_index(), self.box_score, self.box_probs, len(self.categories))
-        return uncertainty_scores(n_frames, *args)[name]
+        return uncertainty_scores(n_frames, *self._score_inputs())[name]
 
 
 @dataclass

@@ -475,8 +475,8 @@ def build_strategies(
             position, names = metadata_categories(data, i, entry.input.key)
             _validate_balance(i, s, names, np.bincount(position[alive], minlength=len(names)))
             row, target, _ = category_balance_rows(position, names, s.target, s.effective_distribution, alive)
-            in_class = row[datapool][row[datapool] >= 0]
-            start = np.bincount(in_class, minlength=len(target)).astype(np.float64)
+            pool_rows = row[datapool]
+            start = np.bincount(pool_rows[pool_rows >= 0], minlength=len(target)).astype(np.float64)
             active.append(BalanceScores(label, s.strength, CategoryBalance(row, target, start)))
         elif isinstance(s, BalanceStrategy):
             c, names = class_rows(data, i, entry)

@@ -354,13 +354,14 @@ class CategoryBalance(BalanceLoss):
         super().__init__(target, start)
         k = len(target)
         self.group = np.where(row >= 0, row, k).astype(np.int32)  # group k: frames in no class
+        # each group's class vector, for the exact per-class losses: (K, K + 1), the last column 0
+        self.group_vectors = np.hstack([np.eye(k), np.zeros((k, 1))]) if k <= self.EXACT_CLASSES else None
 
     def group_losses(self) -> np.ndarray:
         """(K + 1,) L of a frame in each class, then of a frame in none."""
         k = len(self.target)
-        if k <= self.EXACT_CLASSES:
-            one_hot = np.hstack([np.eye(k), np.zeros((k, 1))])
-            return self.distance(one_hot, one_hot.sum(axis=0))
+        if self.group_vectors is not None:
+            return self.distance(self.group_vectors, self.group_vectors.sum(axis=0))
         # Σ_j |(δ_rj + s_j)/(S + 1) − t_j| in O(K): the sum for no extra mass, with class r's term
         # swapped (the same value up to rounding in the last bits)
         inv = 1.0 / (self.s.sum() + 1.0)
@@ -380,13 +381,16 @@ class CategoryBalance(BalanceLoss):
             self.s[group] += 1.0
 
 
-def category_balance_rows(
-    position: np.ndarray, names: list[str], target: dict[str, float] | None, distribution: str, present: np.ndarray
+def balance_classes(
+    names: list[str], target: dict[str, float] | None, distribution: str, mass: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """What `balance_matrix` builds from the one-hot matrix of one category per frame
-    (`position[x]` indexes `names`), without that matrix: each frame's class (−1: none), the
-    target vector and the class names."""
-    counts = np.bincount(position[present], minlength=len(names))
+    """Which row of a BALANCE each input class adds to, the target vector, and the row names.
+
+    TARGET: classes the target does not name pool into one "other" row whose target is
+    max(0, 1 − Σ target). UNIFORM: 1/K over the classes with mass among the candidates. INPUT:
+    those classes' own shares. `mass`: each class's mass over the candidates. A class in no row
+    (a class without mass under UNIFORM or INPUT) maps to −1.
+    """
     row_of = np.full(len(names), -1, np.int64)
     if distribution == "TARGET":
         assert target is not None
@@ -400,48 +404,40 @@ def category_balance_rows(
             row_of[others] = len(named)
             wanted.append(other_target)
             named.append("other")
-        return row_of[position], np.asarray(wanted, np.float64), named
-    keep = counts > 0
+        return row_of, np.asarray(wanted, np.float64), named
+    keep = mass > 0
     row_of[keep] = np.arange(int(keep.sum()))
     kept_names = [n for n, k in zip(names, keep, strict=True) if k]
     if distribution == "UNIFORM":
         shares = np.full(len(kept_names), 1.0 / max(1, len(kept_names)))
     else:  # INPUT
-        mass = counts[keep].astype(np.float64)
-        shares = mass / mass.sum()
-    return row_of[position], shares, kept_names
+        kept = mass[keep].astype(np.float64)
+        shares = kept / kept.sum()
+    return row_of, shares, kept_names
+
+
+def category_balance_rows(
+    position: np.ndarray, names: list[str], target: dict[str, float] | None, distribution: str, present: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """What `balance_matrix` builds from the one-hot matrix of one category per frame
+    (`position[x]` indexes `names`), without that matrix: each frame's class (−1: none), the
+    target vector and the class names."""
+    counts = np.bincount(position[present], minlength=len(names))
+    row_of, shares, row_names = balance_classes(names, target, distribution, counts)
+    return row_of[position], shares, row_names
 
 
 def balance_matrix(
     c: np.ndarray, names: list[str], target: dict[str, float] | None, distribution: str, present: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The class rows and target vector of a BALANCE strategy.
-
-    TARGET: classes the target does not name pool into one "other" class whose target is
-    max(0, 1 − Σ target). UNIFORM: 1/K over the classes present in the input. INPUT: the
-    input's own shares. `present` marks the input frames (candidates) used for the last two.
-    """
-    if distribution == "TARGET":
-        assert target is not None
-        named = [n for n in target if n in names]
-        rows = [c[names.index(n)] for n in named]
-        wanted = [target[n] for n in named]
-        others = [i for i, n in enumerate(names) if n not in target]
-        other_target = max(0.0, 1.0 - sum(target.values()))
-        if others or other_target > 0:
-            rows.append(c[others].sum(axis=0) if others else np.zeros(c.shape[1]))
-            wanted.append(other_target)
-            named.append("other")
-        return np.vstack(rows), np.asarray(wanted, np.float64), named
-    mass = c[:, present].sum(axis=1)
-    keep = mass > 0
-    rows = c[keep]
-    kept_names = [n for n, k in zip(names, keep, strict=True) if k]
-    if distribution == "UNIFORM":
-        shares = np.full(len(kept_names), 1.0 / max(1, len(kept_names)))
-    else:  # INPUT
-        shares = mass[keep] / mass[keep].sum()
-    return rows, shares, kept_names
+    """The class rows (`balance_classes`: each input class added to its row, in class order)
+    and target vector of a BALANCE strategy. `present` marks the candidates."""
+    row_of, shares, row_names = balance_classes(names, target, distribution, c[:, present].sum(axis=1))
+    rows = np.zeros((len(shares), c.shape[1]), np.float64)
+    for j, row in enumerate(row_of):
+        if row >= 0:
+            rows[row] += c[j]
+    return rows, shares, row_names
 
 
 def typicality(embeddings: np.ndarray, alive: np.ndarray, k: int, sample: int = 20000, seed: int = 0) -> np.ndarray:
