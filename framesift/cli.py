@@ -307,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_select.add_argument(
         "--precision-n", type=int, default=100_000, help="frames for float16 vs float32 picks (0: skip)"
     )
+    bench_select.add_argument(
+        "--from-results",
+        type=int,
+        default=0,
+        metavar="VIDEOS",
+        help="write synthetic stored results over this many videos and select from them, as "
+        "`framesift select --embeddings` does (time to load, peak RSS); 0: arrays straight to the engine",
+    )
+    bench_select.add_argument("--results-dir", default=None, help="where --from-results writes (default: temp)")
     bench_select.add_argument("--out", default=None)
     bench_convert = bench_sub.add_parser(
         "convert", help="the conversion's per-frame writes vs a sequential boto3 put loop (objects/s, speedup)"

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -261,22 +262,14 @@ def bench_infer(args: argparse.Namespace) -> dict[str, Any]:
 # ----- select --------------------------------------------------------------------------------
 
 
-# Above this many embedding bytes at float32 the benchmark stores them as float16 (10 M × 448
-# would be 18 GB at float32, 9 GB at float16), as a fleet-scale selection pod would.
-FLOAT32_LIMIT_BYTES = 4 << 30
 PEER_MAX_FRAMES = 1_000_000  # the fleet target compares 10 M frames with k-center at 1 M
-
-
-def embedding_dtype(n: int, dim: int) -> Any:
-    import numpy as np
-
-    return np.float32 if n * dim * 4 <= FLOAT32_LIMIT_BYTES else np.float16
 
 
 def _select_child(n: int, picks: int, dim: int) -> dict[str, Any]:
     import numpy as np
 
     from framesift.api.selection_config import SelectionConfig
+    from framesift.jobs.selection.data import embedding_dtype
     from framesift.jobs.selection.engine import select
     from framesift.jobs.selection.synthetic import synthetic_data
 
@@ -321,6 +314,64 @@ def _kcenter_child(n: int, picks: int, dim: int) -> dict[str, Any]:
         "dim": dim,
         "picks": picks,
         "seconds": round(seconds, 2),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+    }
+
+
+# The seed's five strategies over a fleet: the per-camera balance has one class per camera
+# (UNIFORM: SEED_SELECTION's three named clips are not in a synthetic fleet).
+FLEET_SELECTION = {
+    "strategies": [
+        *SEED_SELECTION["strategies"][:4],
+        {
+            "input": {"type": "METADATA", "key": "video_name"},
+            "strategy": {"type": "BALANCE", "distribution": "UNIFORM"},
+        },
+    ]
+}
+
+
+def _write_results_child(n: int, videos: int, dim: int, folder: str) -> dict[str, Any]:
+    from framesift.api.models import Location
+    from framesift.jobs.selection.synthetic import write_synthetic_results
+    from framesift.jobs.storage import open_storage
+
+    start = time.perf_counter()
+    write_synthetic_results(open_storage(Location(uri=folder + "/"), Path(folder)), n, videos, dim=dim)
+    size = sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+    return {"write_seconds": round(time.perf_counter() - start, 1), "results_bytes": size}
+
+
+def _results_select_child(n: int, picks: int, videos: int, folder: str) -> dict[str, Any]:
+    """What `framesift select --embeddings <output>` does: find every video's results, stream
+    them into the engine's matrices, select."""
+    import numpy as np
+
+    from framesift.api.models import Location
+    from framesift.api.selection_config import SelectionConfig
+    from framesift.jobs.selection.engine import select
+    from framesift.jobs.selection.sources import from_results, latest_results
+    from framesift.jobs.storage import open_storage
+
+    config = SelectionConfig.model_validate({"n_samples": picks, **FLEET_SELECTION})
+    start = time.perf_counter()
+    handles = latest_results(open_storage(Location(uri=folder + "/"), Path(folder)))
+    data = from_results(handles, "yolov8_detection", 1.0, objects=config.uses_object_embeddings)
+    load_s = time.perf_counter() - start
+    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    start = time.perf_counter()
+    result = select(data, config)
+    seconds = time.perf_counter() - start
+    assert data.embeddings is not None
+    return {
+        "n": len(data),
+        "videos": len(handles),
+        "picks": len(result.picks),
+        "videos_picked": len({p.video for p in result.picks}),
+        "embeddings": np.dtype(data.embeddings.dtype).name,
+        "load_seconds": round(load_s, 1),
+        "seconds": round(seconds, 2),
+        "rss_after_load_gb": round(rss_data, 2),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
     }
 
@@ -415,11 +466,11 @@ def _precision_child(n: int, picks: int, dim: int) -> dict[str, Any]:
     }
 
 
-def _child(kind: str, *numbers: int) -> dict[str, Any]:
+def _child(kind: str, *arguments: int | str) -> dict[str, Any]:
     """One measurement in a fresh process (clean peak memory). Not started from the repo root:
     its operator/ folder would shadow the standard library's `operator` for `python -m`."""
     out = subprocess.run(
-        [sys.executable, "-m", "framesift.jobs.bench", kind, *map(str, numbers)],
+        [sys.executable, "-m", "framesift.jobs.bench", kind, *map(str, arguments)],
         capture_output=True,
         text=True,
         check=True,
@@ -429,10 +480,18 @@ def _child(kind: str, *numbers: int) -> dict[str, Any]:
     return result
 
 
+def _from_results(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Stored per-video results (written first, in another process) → loader → engine."""
+    with tempfile.TemporaryDirectory(prefix="bench-results-", dir=args.results_dir) as folder:
+        written = _child("write-results-child", n, args.from_results, args.dim, folder)
+        row = _child("results-select-child", n, args.picks, args.from_results, folder)
+    return {**row, **written, "source": "stored results (framesift select --embeddings)"}
+
+
 def bench_select(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for n in args.sizes:
-        rows.append(_child("select-child", n, args.picks, args.dim))
+        rows.append(_from_results(n, args) if args.from_results else _child("select-child", n, args.picks, args.dim))
         if args.peer:  # the same data, the same machine, the same run: only the ratio travels
             peer_n = min(n, PEER_MAX_FRAMES)
             peer = _child("kcenter-child", peer_n, args.picks, args.dim)
@@ -548,11 +607,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    kind, n, picks, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    child = {
+    kind, numbers, rest = sys.argv[1], [int(a) for a in sys.argv[2:5]], sys.argv[5:]
+    children: dict[str, Callable[..., dict[str, Any]]] = {
         "select-child": _select_child,
         "kcenter-child": _kcenter_child,
         "reference-child": _reference_child,
         "precision-child": _precision_child,
-    }[kind]
-    print(json.dumps(child(n, picks, dim)))
+        "write-results-child": _write_results_child,
+        "results-select-child": _results_select_child,
+    }
+    print(json.dumps(children[kind](*numbers, *rest)))

@@ -63,5 +63,7 @@ def write_failed_videos(ctx: RunContext, entries: list[VideoEntry]) -> str:
     return key
 
 
-def load_ok_results(ctx: RunContext, entries: list[VideoEntry]) -> list[results.VideoResults]:
-    return [results.read_results(ctx.output, e.cache_key) for e in entries if e.cache_key]
+def load_ok_results(ctx: RunContext, entries: list[VideoEntry]) -> list[results.StoredResults]:
+    """The finished videos' results, manifests read, arrays left in the store until a stage
+    reads them (selection streams them; export reads only the picked videos' boxes)."""
+    return results.stored_results(ctx.output, [e.cache_key for e in entries if e.cache_key])

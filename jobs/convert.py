@@ -14,6 +14,8 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from framesift.api.models import MetadataSpec
 from framesift.jobs.collect import failed_videos, run_entries, write_failed_videos
 from framesift.jobs.context import RunContext
@@ -33,13 +35,19 @@ class ConvertOutcome:
     failed: list[dict[str, str]] = field(default_factory=list)  # {name, reason} of every failed video
 
 
+def _probabilities(res: VideoResults, box: int) -> np.ndarray | None:
+    """A box's class probabilities, None when its results have none (a NaN row)."""
+    row = res.det_probs[box]
+    return None if np.isnan(row).any() else row
+
+
 def frame_predictions(res: VideoResults, categories: dict[int, str], file_ext: str = "png") -> list[tuple[str, dict]]:
     """(frame stem, prediction file) for every inferred frame of one video, checked."""
     ids = set(categories)
     boxes_by_frame: dict[int, list[dict[str, Any]]] = {}
     for b in range(len(res.det_score)):
         boxes_by_frame.setdefault(int(res.det_frame[b]), []).append(
-            lightly.box_prediction(res.det_class[b], res.det_xywh[b], res.det_score[b], res.det_probs[b])
+            lightly.box_prediction(res.det_class[b], res.det_xywh[b], res.det_score[b], _probabilities(res, b))
         )
     width, height = res.manifest.get("width"), res.manifest.get("height")
     out = []

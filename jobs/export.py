@@ -25,8 +25,8 @@ from framesift.jobs.collect import StageOrderError, load_ok_results, run_entries
 from framesift.jobs.context import RunContext
 from framesift.jobs.formats import coco, labelstudio
 from framesift.jobs.formats.detections import Box, FrameRecord
-from framesift.jobs.results import VideoResults
-from framesift.jobs.storage import process_temp_dir
+from framesift.jobs.results import StoredResults, VideoResults
+from framesift.jobs.storage import prefetch_map, process_temp_dir
 from framesift.jobs.video import extract_frames
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,9 @@ def _copy_worker_frames(ctx: RunContext, picks: list[dict[str, Any]]) -> list[di
     return rest
 
 
-def _write_frames(ctx: RunContext, by_video: dict[str, list[dict[str, Any]]], results: dict[str, VideoResults]) -> None:
+def _write_frames(
+    ctx: RunContext, by_video: dict[str, list[dict[str, Any]]], results: dict[str, StoredResults]
+) -> None:
     for video, all_picks in by_video.items():
         res = results[video]
         picks = _copy_worker_frames(ctx, all_picks)
@@ -126,7 +128,8 @@ def run_export(ctx: RunContext, stage_seconds: dict[str, float] | None = None) -
     _write_frames(ctx, by_video, results)
 
     categories = {int(k): v for k, v in all_results[0].manifest["categories"].items()} if all_results else {}
-    boxes = {video: _boxes(res) for video, res in results.items()}
+    picked = [results[video] for video in sorted(by_video)]  # boxes of the picked videos only
+    boxes = {r.video: _boxes(r) for r in prefetch_map(lambda h: h.load(embeddings=False), picked)}
     records = []
     for pick in selection["selected"]:
         res = results[pick["video"]]

@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from framesift.jobs.context import RunContext
-from framesift.jobs.selection.sources import SourceError
+from framesift.jobs.selection.data import SelectionData, parse_frame_name
+from framesift.jobs.selection.sources import SourceError, video_runs
 from framesift.jobs.storage import open_storage
 
 FRAMES_PREFIX = "frames/"  # where framesift's export puts frames (their URLs end in frames/<name>)
@@ -59,20 +60,28 @@ def labels_digest(ctx: RunContext) -> str | None:
     return hashlib.sha256("\n".join(sorted(references(_read(ctx, uri)))).encode()).hexdigest()
 
 
-def labelled_frames(ctx: RunContext, known: set[str]) -> list[str]:
-    """The labelled frames among `known` (the run's frame names): exact names, else a unique
-    match by file name."""
+def labelled_frames(ctx: RunContext, data: SelectionData) -> list[str]:
+    """The labelled frames among the run's frames: exact names, else a unique match by file name
+    (labelling tools often keep only the file name). Looked up per label, not by indexing every
+    frame name of the run."""
     uri = ctx.run.spec.selector.labeled
     if not uri:
         return []
-    by_base: dict[str, list[str]] = {}
-    for name in known:
-        by_base.setdefault(posixpath.basename(name), []).append(name)
-    found = set()
-    for reference in references(_read(ctx, uri)):
-        name = _frame_name(reference)
-        if name in known:
-            found.add(name)
-        elif len(by_base.get(posixpath.basename(name), [])) == 1:
-            found.add(by_base[posixpath.basename(name)][0])
+    names = [_frame_name(reference) for reference in references(_read(ctx, uri))]
+    exact = data.rows_of(names)
+    found = set(exact)
+    videos_by_base: dict[str, list[str]] = {}
+    for video in video_runs(data.videos)[0]:
+        videos_by_base.setdefault(posixpath.basename(video), []).append(video)
+    for name in names:
+        if name in exact:
+            continue
+        base = posixpath.basename(name)
+        parsed = parse_frame_name(base)
+        if parsed is None:
+            continue
+        candidates = [posixpath.join(posixpath.dirname(v), base) for v in videos_by_base.get(parsed[0], [])]
+        matches = data.rows_of(candidates)
+        if len(matches) == 1:
+            found.update(matches)
     return sorted(found)

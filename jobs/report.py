@@ -26,7 +26,7 @@ from framesift.jobs import report_picks as picks_mod
 from framesift.jobs.collect import VideoEntry
 from framesift.jobs.context import RunContext
 from framesift.jobs.formats.detections import FrameRecord
-from framesift.jobs.results import VideoResults
+from framesift.jobs.results import StoredResults
 from framesift.jobs.selection.data import SelectionData
 from framesift.jobs.selection.engine import strategy_label
 from framesift.jobs.selection.scores import SCORE_NAMES
@@ -207,7 +207,7 @@ def summary_rows(
 def write_report(
     ctx: RunContext,
     entries: list[VideoEntry],
-    results: list[VideoResults],
+    results: list[StoredResults],
     selection_doc: dict[str, Any],
     records: list[FrameRecord],
     categories: dict[int, str],
@@ -219,10 +219,16 @@ def write_report(
     selection = selection_doc["selection"]
     schema, per_video = read_metadata(ctx.output)
     data = from_results(
-        results, spec.model.task, spec.quality.corruption_threshold, schema, per_video, spec.output.frame_format
+        results,
+        spec.model.task,
+        spec.quality.corruption_threshold,
+        schema,
+        per_video,
+        spec.output.frame_format,
+        objects=False,
     )
-    index_of = data.index_of()
-    picked = np.array([index_of[r.file_name] for r in records], np.int64)
+    row_of = data.rows_of(r.file_name for r in records)
+    picked = np.array([row_of[r.file_name] for r in records], np.int64)
     passing = np.flatnonzero(~data.corrupt)
 
     config_yaml = yaml.safe_dump(

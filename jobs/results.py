@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from framesift.api.models import ModelSpec
-from framesift.jobs.storage import ObjectInfo, Storage, join_key
+from framesift.jobs.storage import ObjectInfo, Storage, join_key, prefetch_map
 
 RESULTS_VERSION = 2  # 2: object embeddings in detections.parquet
 ROOT = ".framesift"
@@ -75,7 +76,7 @@ class VideoResults:
     det_class: np.ndarray  # (B,) int32 category id
     det_xywh: np.ndarray  # (B, 4) float32
     det_score: np.ndarray  # (B,) float32
-    det_probs: list[np.ndarray | None]  # per box, over the kept categories
+    det_probs: np.ndarray  # (B, K) float32 over the kept categories; NaN rows: none stored
     det_embeddings: np.ndarray | None = None  # (B, D) float32 object embeddings; None when not read
 
     @property
@@ -86,6 +87,53 @@ class VideoResults:
     def n_frames(self) -> int:
         """All decoded frames (names are padded to this count), not only the inferred ones."""
         return int(self.manifest["frames"])
+
+    @property
+    def frame_count(self) -> int:
+        """Inferred frames: the rows these results give selection."""
+        return len(self.frame_index)
+
+    def load(self, embeddings: bool = True, objects: bool = True) -> VideoResults:
+        """Already in memory (the same interface as StoredResults)."""
+        return self
+
+
+@dataclass(frozen=True)
+class StoredResults:
+    """One video's finished results, not yet read: its manifest only. Selection over fifty
+    thousand videos reads them one at a time into its matrices instead of all at once."""
+
+    storage: Storage
+    key: str
+    manifest: dict[str, Any]
+
+    @property
+    def video(self) -> str:
+        return str(self.manifest["video"])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.manifest["frames"])
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.manifest["inferredFrames"])
+
+    def load(self, embeddings: bool = True, objects: bool = True) -> VideoResults:
+        return read_results(self.storage, self.key, embeddings, self.manifest, objects)
+
+
+def stored_results(storage: Storage, keys: Sequence[str], workers: int = 16) -> list[StoredResults]:
+    """The finished results of these cache keys, manifests read concurrently (one small object
+    per video: fifty thousand round trips one after the other would take minutes)."""
+
+    def one(key: str) -> StoredResults:
+        manifest = read_manifest(storage, key)
+        if manifest is None:
+            raise FileNotFoundError(f"no finished results for cache key {key} in {storage.uri}")
+        return StoredResults(storage, key, manifest)
+
+    return list(prefetch_map(one, keys, workers))
 
 
 def _matrix_column(matrix: np.ndarray, rows: int, dim: int) -> pa.Array:
@@ -177,20 +225,45 @@ def read_frame_column(storage: Storage, key: str, column: str) -> np.ndarray:
     return pq.read_table(io.BytesIO(data), columns=[column]).column(column).to_numpy()
 
 
-def read_results(storage: Storage, key: str, embeddings: bool = True) -> VideoResults:
-    """A video's results; `embeddings=False` skips decoding frame and object embeddings
-    (conversion needs none)."""
-    manifest = read_manifest(storage, key)
+def _read_probabilities(column: pa.ChunkedArray, k: int) -> np.ndarray:
+    """(B, k) float32 from a list column, NaN rows where a box has none (or not k of them): read
+    from Arrow's flat values, since tens of millions of boxes cannot each become an array."""
+    lists = column.combine_chunks()
+    out = np.full((len(lists), k), np.nan, np.float32)
+    if not len(lists) or not k:
+        return out
+    offsets = lists.offsets.to_numpy()
+    valid = (np.diff(offsets) == k) & ~lists.is_null().to_numpy(zero_copy_only=False)
+    values = lists.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    starts = offsets[:-1][valid]
+    out[valid] = values[starts[:, None] + np.arange(k)]
+    return out
+
+
+def read_results(
+    storage: Storage,
+    key: str,
+    embeddings: bool = True,
+    manifest: dict[str, Any] | None = None,
+    objects: bool | None = None,
+) -> VideoResults:
+    """A video's results; `embeddings=False` skips decoding frame embeddings (conversion needs
+    none) and `objects=False` object embeddings (default: as `embeddings`). `manifest`, when the
+    caller has read it already, saves a round trip."""
+    manifest = manifest or read_manifest(storage, key)
     if manifest is None:
         raise FileNotFoundError(f"no finished results for cache key {key} in {storage.uri}")
+    objects = embeddings if objects is None else objects
     prefix = result_prefix(key)
     columns = list(FRAME_COLUMNS) + (["embedding"] if embeddings else [])
-    frames = pq.read_table(io.BytesIO(storage.read_bytes(join_key(prefix, "frames.parquet"))), columns=columns)
+    # one file per video, read on a loader thread: Arrow's own threads would only contend with them
+    frames = pq.read_table(
+        io.BytesIO(storage.read_bytes(join_key(prefix, "frames.parquet"))), columns=columns, use_threads=False
+    )
     det_file = pq.ParquetFile(io.BytesIO(storage.read_bytes(join_key(prefix, "detections.parquet"))))
-    det_columns = [c for c in det_file.schema_arrow.names if embeddings or c != "embedding"]
-    dets = det_file.read(columns=det_columns)
+    det_columns = [c for c in det_file.schema_arrow.names if objects or c != "embedding"]
+    dets = det_file.read(columns=det_columns, use_threads=False)
     object_embeddings = _read_matrix(dets.column("embedding"), dets.num_rows) if "embedding" in det_columns else None
-    probs_col = dets.column("probabilities").to_pylist()
     return VideoResults(
         manifest=manifest,
         frame_index=frames.column("frame_index").to_numpy(),
@@ -208,7 +281,7 @@ def read_results(storage: Storage, key: str, embeddings: bool = True) -> VideoRe
         if dets.num_rows
         else np.zeros((0, 4), np.float32),
         det_score=dets.column("score").to_numpy(),
-        det_probs=[None if p is None else np.asarray(p, np.float32) for p in probs_col],
+        det_probs=_read_probabilities(dets.column("probabilities"), len(manifest["categories"])),
         det_embeddings=object_embeddings,
     )
 

@@ -29,7 +29,7 @@ from framesift.api.selection_config import SelectionConfig
 from framesift.jobs.collect import load_ok_results, run_entries
 from framesift.jobs.context import RunContext
 from framesift.jobs.labels import labelled_frames, labels_digest
-from framesift.jobs.results import VideoResults
+from framesift.jobs.results import StoredResults
 from framesift.jobs.selection.engine import SelectionResult, select
 from framesift.jobs.selection.scores import SCORE_NAMES
 from framesift.jobs.selection.sources import (
@@ -82,7 +82,7 @@ def earlier_picks(ctx: RunContext) -> dict[str, tuple[str, str]]:
     return picks
 
 
-def context_results(ctx: RunContext, picks: dict[str, tuple[str, str]], own: set[str]) -> list[VideoResults]:
+def context_results(ctx: RunContext, picks: dict[str, tuple[str, str]], own: set[str]) -> list[StoredResults]:
     """The results of earlier runs' videos that this run does not infer (new-only runs) but whose
     picks are in the datapool: loaded so those picks count for diversity and balance."""
     from framesift.jobs import results as results_mod
@@ -91,12 +91,12 @@ def context_results(ctx: RunContext, picks: dict[str, tuple[str, str]], own: set
     for run_name, video in picks.values():
         if video and video not in own:
             wanted.setdefault(video, run_name)
-    loaded = []
+    keys = []
     for video, run_name in sorted(wanted.items()):
         pointer = results_mod.read_pointer(ctx.output, run_name, video)
         if pointer and pointer.get("status") == "ok":
-            loaded.append(results_mod.read_results(ctx.output, pointer["cacheKey"]))
-    return loaded
+            keys.append(pointer["cacheKey"])
+    return results_mod.stored_results(ctx.output, keys)
 
 
 def per_video_counts(videos: Iterable[str]) -> dict[str, int]:
@@ -156,11 +156,12 @@ def run_select(ctx: RunContext) -> SelectOutcome:
         schema,
         per_video,
         spec.output.frame_format,
+        objects=spec.selection.uses_object_embeddings,
     )
     if context:
         data.context_only = np.isin(data.videos, [r.video for r in context])
         log.info("%d earlier videos' picks count as datapool (their videos are not in this run)", len(context))
-    labelled = labelled_frames(ctx, set(data.file_names))
+    labelled = labelled_frames(ctx, data)
     if labelled:
         log.info("%d frames already have labels (spec.selector.labeled): they count as datapool", len(labelled))
     result = select(data, spec.selection, tag=spec.export.tag, datapool_names=sorted({*datapool, *labelled}))
@@ -203,10 +204,10 @@ def standalone_select(
             raise SourceError(f"{embeddings} holds no framesift results (.framesift/videos/) and is not a .csv")
         tasks = list(json.loads(storage.read_text(".lightly/predictions/tasks.json")))
         schema, per_video = read_metadata(storage)
-        data = from_results(results, tasks[0], 1.0, schema, per_video)
+        data = from_results(results, tasks[0], 1.0, schema, per_video, objects=config.uses_object_embeddings)
         for task in tasks[1:]:
             categories, per_frame = read_task(storage, task)
-            data.predictions[task] = task_predictions(categories, per_frame, data.index_of())
+            data.predictions[task] = task_predictions(categories, per_frame, data.rows_of(per_frame))
     else:
         data = from_lightly(storage, frames_of_tasks(storage), None, extra)
     datapool = read_datapool(Path(datapool_file).read_text()) if datapool_file else None

@@ -13,11 +13,12 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from framesift.api.models import Location
@@ -28,6 +29,29 @@ os.umask(_UMASK)
 
 
 log = logging.getLogger(__name__)
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+def prefetch_map(fn: Callable[[_In], _Out], items: Iterable[_In], workers: int = 8) -> Iterator[_Out]:
+    """fn over items on `workers` threads, yielded in order, at most 2×workers ahead of the
+    consumer: round trips overlap while only a few results are held (ThreadPoolExecutor.map
+    would start every call at once and hold every result)."""
+    ahead = 2 * workers
+    source = iter(items)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Future[_Out]] = deque()
+        for item in source:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= ahead:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for item in source:
+                pending.append(pool.submit(fn, item))
+                break
+            yield result
 
 
 class StorageError(RuntimeError):

@@ -177,6 +177,12 @@ class SelectionConfig(_Strict):
         assert self.proportion_samples is not None
         return max(1, round(self.proportion_samples * candidates_passing_quality))
 
+    @property
+    def uses_object_embeddings(self) -> bool:
+        """Whether a strategy reads object embeddings (EMBEDDINGS with a task): the loader
+        leaves them unread otherwise (tens of millions of boxes × 448 floats)."""
+        return any(isinstance(e.input, EmbeddingsInput) and e.input.task for e in self.strategies)
+
     def lightly_document(self) -> dict[str, Any]:
         """The selection_config as its author wrote it (the keys they set, snake_case): what a
         LightlyOne Worker receives, verbatim."""

@@ -32,8 +32,10 @@ def selection_document(ctx: RunContext, rows: list[dict[str, str]], tag: str, id
         schema,
         per_video,
         spec.output.frame_format,
+        embeddings=False,  # the document carries scores, not embeddings
+        objects=False,
     )
-    index = data.index_of()
+    index = data.rows_of(row["fileName"] for row in rows)
     scores = data.predictions[spec.model.task].scores(len(data))
     picks, elsewhere = [], []
     for row in rows:

@@ -7,7 +7,7 @@ an embeddings CSV (people who bring their own predictions). The engine itself do
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
@@ -111,12 +111,17 @@ class MetadataColumn:
 
 class FrameNames(Sequence[str]):
     """Frame file names made from (video, frame index) when read, not held: ten million Python
-    strings are about 0.8 GB, and selection reads only the picks' names."""
+    strings are about 0.8 GB, and selection reads only the picks' names. Rows are grouped by
+    video with frame indexes ascending inside a video (the engine's row order)."""
 
-    def __init__(self, videos: np.ndarray, frame_index: np.ndarray, frames_per_video: dict[str, int]):
+    def __init__(
+        self, videos: np.ndarray, frame_index: np.ndarray, frames_per_video: dict[str, int], extension: str = "png"
+    ):
         self.videos = videos
         self.frame_index = frame_index
         self.frames_per_video = frames_per_video  # the zero padding of a video's frame numbers
+        self.extension = extension
+        self._spans: dict[str, tuple[int, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.frame_index)
@@ -129,10 +134,34 @@ class FrameNames(Sequence[str]):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         video = str(self.videos[i])
-        return frame_name(video, int(self.frame_index[i]), self.frames_per_video[video])
+        return frame_name(video, int(self.frame_index[i]), self.frames_per_video[video], self.extension)
 
     def __iter__(self) -> Iterator[str]:
         return (self[i] for i in range(len(self)))
+
+    def _video_spans(self) -> dict[str, tuple[int, int]]:
+        """video → (first row, end row), from where the video column changes value."""
+        if self._spans is None:
+            n = len(self.videos)
+            starts = np.flatnonzero(np.r_[True, self.videos[1:] != self.videos[:-1]]) if n else np.zeros(0, np.int64)
+            ends = np.r_[starts[1:], n]
+            self._spans = {str(self.videos[a]): (int(a), int(b)) for a, b in zip(starts, ends, strict=True)}
+        return self._spans
+
+    def rows_of(self, names: Iterable[str]) -> dict[str, int]:
+        """The row of each of `names` that is a frame here (others are left out), found by
+        parsing the name: no ten-million-entry dictionary."""
+        spans = self._video_spans()
+        out: dict[str, int] = {}
+        for name in names:
+            parsed = parse_frame_name(name)
+            if parsed is None or parsed[0] not in spans:
+                continue
+            start, stop = spans[parsed[0]]
+            row = start + int(np.searchsorted(self.frame_index[start:stop], parsed[1]))
+            if row < stop and self[row] == name:  # same padding and extension too
+                out[name] = row
+        return out
 
 
 @dataclass
@@ -153,8 +182,22 @@ class SelectionData:
     def __len__(self) -> int:
         return len(self.file_names)
 
-    def index_of(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.file_names)}
+    def rows_of(self, names: Iterable[str]) -> dict[str, int]:
+        """name → row for those of `names` that are frames here (a datapool, a query, picks)."""
+        if isinstance(self.file_names, FrameNames):
+            return self.file_names.rows_of(names)
+        wanted = set(names)
+        return {name: i for i, name in enumerate(self.file_names) if name in wanted}
+
+
+# Embeddings above this many bytes at float32 are held as float16 (ten million frames × 448
+# would be 18 GB at float32, 9 GB at float16); below it selection keeps float32 and its picks
+# stay exactly those of earlier releases. docs/benchmarks.md has the measured bounds.
+FLOAT32_LIMIT_BYTES = 4 << 30
+
+
+def embedding_dtype(n: int, dim: int) -> type[np.floating]:
+    return np.float32 if n * dim * 4 <= FLOAT32_LIMIT_BYTES else np.float16
 
 
 def normalize_rows(embeddings: np.ndarray) -> np.ndarray:

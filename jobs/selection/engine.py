@@ -427,7 +427,6 @@ def build_strategies(
     data: SelectionData, config: SelectionConfig, alive: np.ndarray, datapool: np.ndarray, query: list[str]
 ) -> list[ActiveStrategy]:
     active: list[ActiveStrategy] = []
-    index_of = None
     for i, entry in enumerate(config.strategies):
         s = entry.strategy
         label = strategy_label(i, entry)
@@ -464,10 +463,11 @@ def build_strategies(
             active.append(ConstantScores(label, s.strength, g, min_typicality=s.stopping_condition_minimum_typicality))
         elif isinstance(s, SimilarityStrategy):
             emb = _embeddings(data, i)
-            index_of = index_of or data.index_of()
             assert isinstance(entry.input, EmbeddingsInput)
             names = list(entry.input.query or []) + list(query)
-            rows = [index_of[n] for n in (_frame_of(n) for n in names) if n in index_of]
+            frames = [_frame_of(n) for n in names]
+            row_of = data.rows_of(frames)
+            rows = [row_of[n] for n in frames if n in row_of]
             if not rows:
                 raise _error(i, "input.query", f"none of the query frames {names[:3]} is in the data")
             active.append(ConstantScores(label, s.strength, minmax_unit(similarity(emb, emb[rows]), alive)))
@@ -527,8 +527,7 @@ def select(
     datapool_names: list[str] | None = None,
     query: list[str] | None = None,
 ) -> SelectionResult:
-    index_of = data.index_of() if datapool_names else {}
-    datapool = np.array(sorted(index_of[n] for n in (datapool_names or []) if n in index_of), np.int64)
+    datapool = np.array(sorted(set(data.rows_of(datapool_names or []).values())), np.int64)
     alive, filtered, passing = candidate_mask(data, config, datapool)
     n_target = config.target_count(passing)
     active = build_strategies(data, config, alive, datapool, query or [])

@@ -8,28 +8,32 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import logging
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from framesift.jobs import results as results_mod
 from framesift.jobs.formats import lightly
-from framesift.jobs.results import VideoResults
+from framesift.jobs.results import StoredResults, VideoResults
 from framesift.jobs.selection.data import (
+    FrameNames,
     MetadataColumn,
     SelectionData,
     TaskPredictions,
+    embedding_dtype,
     normalize_rows,
     order_rows,
     parse_frame_name,
 )
-from framesift.jobs.storage import Storage
-from framesift.jobs.video import frame_name
+from framesift.jobs.storage import Storage, prefetch_map
 
 NUMERIC_TYPES = ("NUMERIC_INT", "NUMERIC_FLOAT")
 QUALITY_KEYS = {
@@ -37,6 +41,9 @@ QUALITY_KEYS = {
     "lightly.sharpness": "sharpness",
     "lightly.brightness": "brightness",
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(RuntimeError):
@@ -71,130 +78,261 @@ def _lookup(meta: dict[str, Any], path: str) -> Any:
     return value
 
 
+def video_runs(videos: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(video of each run, run lengths) of a column whose rows are grouped by video: per-video
+    work then runs once per video, not once per frame."""
+    if not len(videos):
+        return [], np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, videos[1:] != videos[:-1]])
+    counts = np.diff(np.r_[starts, len(videos)])
+    return [str(v) for v in videos[starts]], counts
+
+
 def metadata_columns(
     videos: np.ndarray, schema: list[dict[str, Any]], per_video: dict[str, dict[str, Any]]
 ) -> dict[str, MetadataColumn]:
     """Every frame inherits its video's metadata; missing values take the schema's default."""
     columns: dict[str, MetadataColumn] = {}
-    unique_videos = sorted(set(videos.tolist()))
+    names, counts = video_runs(videos)
     for entry in schema:
         numeric = entry["valueDataType"] in NUMERIC_TYPES
-        by_video = {}
-        for video in unique_videos:
+        by_video = []
+        for video in names:
             value = _lookup(per_video.get(video, {}), entry["path"])
-            by_video[video] = entry["defaultValue"] if value is None else value
-        values = np.array([by_video[v] for v in videos.tolist()], dtype=np.float64 if numeric else object)
-        columns[entry["name"]] = MetadataColumn(values, numeric)
+            by_video.append(entry["defaultValue"] if value is None else value)
+        values = np.empty(len(names), dtype=np.float64 if numeric else object)
+        values[:] = by_video
+        columns[entry["name"]] = MetadataColumn(np.repeat(values, counts), numeric)
     if "video_name" not in columns and len(videos):
-        stems = np.array([posixpath.basename(v).rpartition(".")[0] for v in videos.tolist()], dtype=object)
-        columns["video_name"] = MetadataColumn(stems, False)
+        stems = np.empty(len(names), dtype=object)
+        stems[:] = [posixpath.basename(v).rpartition(".")[0] for v in names]
+        columns["video_name"] = MetadataColumn(np.repeat(stems, counts), False)
     return columns
 
 
 # ----- framesift results -----------------------------------------------------------------------
 
 
-def _probs_matrix(probs: list[np.ndarray | None], k: int) -> np.ndarray | None:
-    if not probs or all(p is None for p in probs):
-        return None
-    out = np.full((len(probs), k), np.nan)
-    for b, p in enumerate(probs):
-        if p is not None and len(p) == k:
-            out[b] = p
-    return out
+def duplicate_keys(pixel_hashes: np.ndarray) -> np.ndarray:
+    """Each frame's pixel hash as 16 bytes ('S16'): the hex strings framesift writes, decoded
+    (ten million Python strings would be about 0.8 GB); any other string, hashed to 16 bytes."""
+    hashes = [str(h) for h in pixel_hashes.tolist()]
+    text = "".join(hashes)
+    if len(text) == 32 * len(hashes):
+        try:
+            return np.frombuffer(bytes.fromhex(text), "S16").copy()
+        except ValueError:
+            pass
+    return np.array([hashlib.blake2b(h.encode(), digest_size=16).digest() for h in hashes], "S16")
 
 
-def _object_matrix(per_video: list[np.ndarray | None]) -> np.ndarray | None:
-    """All videos' object embeddings as one unit-length matrix; None when any video's results
-    have none (inferred before framesift stored them)."""
-    if any(m is None for m in per_video):
-        return None
-    present = [m for m in per_video if m is not None and m.shape[0]]
-    if not present:
-        return np.zeros((0, 0), np.float32)
-    return normalize_rows(np.concatenate(present))
+@dataclass
+class _VideoRows:
+    """One video's results, shaped for selection's matrices (made on a loader thread)."""
+
+    video: str
+    frame_index: np.ndarray
+    quality: tuple[np.ndarray, np.ndarray, np.ndarray]  # uniform row ratio, sharpness, brightness
+    duplicate_key: np.ndarray
+    embeddings: np.ndarray  # (F, D): raw float32, or unit length in the matrix's dtype
+    box_row: np.ndarray  # each box's position among this video's frames
+    box_class: np.ndarray
+    box_score: np.ndarray
+    box_probs: np.ndarray
+    box_xywh: np.ndarray
+    box_embeddings: np.ndarray | None  # None: these results carry no object embeddings
+
+
+def _video_rows(res: VideoResults, unit_dtype: type[np.floating] | None) -> _VideoRows:
+    frames = res.frame_index.astype(np.int64)
+    if len(frames) > 1 and not (np.diff(frames) > 0).all():
+        raise SourceError(f"results of {res.video} are not in frame order: infer the video again")
+    box_row = np.searchsorted(frames, res.det_frame)
+    found = box_row < len(frames)
+    found[found] = frames[box_row[found]] == res.det_frame[found]
+    if not found.all():
+        missing = int(res.det_frame[~found][0])
+        raise SourceError(f"results of {res.video}: a box on frame {missing}, which has no frame row")
+    objects = res.det_embeddings
+    has_objects = objects is not None and objects.shape[1] > 0
+    box_embeddings = objects if has_objects or not len(res.det_frame) else None
+    emb = res.embeddings
+    if unit_dtype is not None:  # reduced precision: unit length first, in float32, then rounded
+        emb = normalize_rows(emb).astype(unit_dtype)
+        if box_embeddings is not None:
+            box_embeddings = normalize_rows(box_embeddings).astype(unit_dtype)
+    return _VideoRows(
+        res.video,
+        frames,
+        (res.uniform_row_ratio, res.sharpness, res.brightness),
+        duplicate_keys(res.pixel_hash),
+        emb,
+        box_row.astype(np.int64),
+        res.det_class.astype(np.int64),
+        res.det_score.astype(np.float64),
+        res.det_probs,
+        res.det_xywh.astype(np.float32).reshape(-1, 4),
+        box_embeddings,
+    )
+
+
+@dataclass
+class _Boxes:
+    """Every video's boxes, collected per video and joined once at the end."""
+
+    frame: list[np.ndarray] = field(default_factory=list)
+    cls: list[np.ndarray] = field(default_factory=list)
+    score: list[np.ndarray] = field(default_factory=list)
+    probs: list[np.ndarray] = field(default_factory=list)
+    xywh: list[np.ndarray] = field(default_factory=list)
+    embeddings: list[np.ndarray | None] = field(default_factory=list)
+
+    def add(self, rows: _VideoRows, offset: int) -> None:
+        self.frame.append(rows.box_row + offset)
+        self.cls.append(rows.box_class)
+        self.score.append(rows.box_score)
+        self.probs.append(rows.box_probs)
+        self.xywh.append(rows.box_xywh)
+        self.embeddings.append(rows.box_embeddings)
+
+    def predictions(self, categories: dict[int, str], raw_float32: bool) -> TaskPredictions:
+        probs = np.concatenate(self.probs).astype(np.float64) if self.probs else np.zeros((0, len(categories)))
+        return TaskPredictions(
+            categories,
+            np.concatenate(self.frame),
+            np.concatenate(self.cls),
+            np.concatenate(self.score),
+            None if not len(probs) or np.isnan(probs).all() else probs,
+            self._object_matrix(raw_float32),
+            np.concatenate(self.xywh),
+        )
+
+    def _object_matrix(self, raw_float32: bool) -> np.ndarray | None:
+        """All videos' object embeddings as one unit-length matrix; None when any video's
+        results have none (inferred before framesift stored them)."""
+        if any(m is None for m in self.embeddings):
+            return None
+        present = [m for m in self.embeddings if m is not None and m.shape[0]]
+        if not present:
+            return np.zeros((0, 0), np.float32)
+        joined = np.concatenate(present)
+        return normalize_rows(joined) if raw_float32 else joined
+
+
+class _FrameColumns:
+    """Selection's per-frame arrays, allocated once for every video's rows and filled video by
+    video: peak memory is the matrix plus one video, not every video twice."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.frame_index = np.empty(n, np.int64)
+        self.quality = tuple(np.empty(n, np.float64) for _ in range(3))
+        self.duplicate_key = np.empty(n, "S16")
+        self.embeddings: np.ndarray | None = None
+
+    def fill(self, rows: _VideoRows, at: int, dtype: type[np.floating]) -> None:
+        span = slice(at, at + len(rows.frame_index))
+        self.frame_index[span] = rows.frame_index
+        for column, values in zip(self.quality, rows.quality, strict=True):
+            column[span] = values
+        self.duplicate_key[span] = rows.duplicate_key
+        if len(rows.frame_index):
+            if self.embeddings is None:
+                self.embeddings = np.empty((self.n, rows.embeddings.shape[1]), dtype)
+            elif rows.embeddings.shape[1] != self.embeddings.shape[1]:
+                raise SourceError(
+                    f"results of {rows.video} have {rows.embeddings.shape[1]}-d embeddings, the other videos' "
+                    f"{self.embeddings.shape[1]}-d: a run's videos must be inferred with one model"
+                )
+            self.embeddings[span] = rows.embeddings
+
+
+def _embedding_dim(handle: VideoResults | StoredResults) -> int:
+    if isinstance(handle, VideoResults):
+        return int(handle.embeddings.shape[1])
+    return int(handle.manifest.get("embeddingDim") or 0)
 
 
 def from_results(
-    all_results: list[VideoResults],
+    all_results: Sequence[VideoResults | StoredResults],
     task: str,
     corruption_threshold: float,
     metadata_schema: list[dict[str, Any]] | None = None,
     metadata_by_video: dict[str, dict[str, Any]] | None = None,
     frame_format: str = "png",
+    embeddings: bool = True,
+    objects: bool = True,
+    workers: int = 8,
 ) -> SelectionData:
-    """SelectionData from per-video results, in (video path, frame index) order."""
+    """SelectionData from per-video results, in (video path, frame index) order.
+
+    Stored results are read `workers` at a time and copied into matrices allocated once; frame
+    embeddings are float32 up to FLOAT32_LIMIT_BYTES and unit-length float16 above it.
+    `objects=False` leaves object embeddings unread (only object-level DIVERSITY needs them),
+    `embeddings=False` frame embeddings too (what only reads predictions and scores)."""
     ordered = sorted(all_results, key=lambda r: r.video)
-    names: list[str] = []
-    videos, frames, embs, ratios, sharp, bright, hashes = [], [], [], [], [], [], []
-    box_frame, box_class, box_score, box_probs = [], [], [], []
-    box_embs: list[np.ndarray | None] = []
-    box_xywh: list[np.ndarray] = []
-    categories: dict[int, str] = {}
-    offset = 0
-    for res in ordered:
-        categories = categories or {int(k): v for k, v in res.manifest["categories"].items()}
-        count = len(res.frame_index)
-        names.extend(frame_name(res.video, int(i), res.n_frames, frame_format) for i in res.frame_index)
-        videos.append(np.full(count, res.video, dtype=object))
-        frames.append(res.frame_index.astype(np.int64))
-        embs.append(res.embeddings)
-        ratios.append(res.uniform_row_ratio)
-        sharp.append(res.sharpness)
-        bright.append(res.brightness)
-        hashes.append(res.pixel_hash)
-        row_of = {int(f): offset + j for j, f in enumerate(res.frame_index)}
-        box_frame.append(np.array([row_of[int(f)] for f in res.det_frame], np.int64))
-        box_class.append(res.det_class.astype(np.int64))
-        box_score.append(res.det_score.astype(np.float64))
-        box_probs.extend(res.det_probs)
-        box_xywh.append(res.det_xywh.astype(np.float32).reshape(-1, 4))
-        has_objects = res.det_embeddings is not None and res.det_embeddings.shape[1] > 0
-        box_embs.append(res.det_embeddings if has_objects or not len(res.det_frame) else None)
-        offset += count
-    if not names:
+    counts = np.array([r.frame_count for r in ordered], np.int64)
+    n = int(counts.sum())
+    if not n:
         raise SourceError("no inferred frames to select from (every video failed?)")
-    video_col = np.concatenate(videos)
-    ratio = np.concatenate(ratios).astype(np.float64)
+    dtype = embedding_dtype(n, max((_embedding_dim(r) for r in ordered), default=0) if embeddings else 0)
+    unit_dtype = None if dtype == np.float32 else dtype
+    categories = {int(k): v for k, v in ordered[0].manifest["categories"].items()}
+    columns = _FrameColumns(n)
+    boxes = _Boxes()
+
+    def prepare(handle: VideoResults | StoredResults) -> _VideoRows:
+        return _video_rows(handle.load(embeddings=embeddings, objects=objects), unit_dtype)
+
+    offset = 0
+    report_every = max(1, len(ordered) // 20)
+    for done, (handle, rows) in enumerate(zip(ordered, prefetch_map(prepare, ordered, workers), strict=True), 1):
+        if len(rows.frame_index) != handle.frame_count:
+            raise SourceError(
+                f"results of {handle.video}: {len(rows.frame_index)} frame rows, its manifest says "
+                f"{handle.frame_count}: infer the video again"
+            )
+        columns.fill(rows, offset, dtype)
+        boxes.add(rows, offset)
+        offset += len(rows.frame_index)
+        if done % report_every == 0 and len(ordered) >= 1000:
+            log.info("read %d of %d videos' results (%d frames)", done, len(ordered), offset)
+    matrix = columns.embeddings if columns.embeddings is not None else np.zeros((n, 0), np.float32)
+    if unit_dtype is None:
+        matrix = normalize_rows(matrix)  # in place: the same bits as every earlier release
+    videos = np.empty(len(ordered), dtype=object)
+    videos[:] = [r.video for r in ordered]
+    video_col = np.repeat(videos, counts)
+    ratio, sharpness, brightness = columns.quality
     corrupt = ratio > corruption_threshold
-    preds = TaskPredictions(
-        categories,
-        np.concatenate(box_frame),
-        np.concatenate(box_class),
-        np.concatenate(box_score),
-        _probs_matrix(box_probs, len(categories)),
-        _object_matrix(box_embs),
-        np.concatenate(box_xywh) if box_xywh else np.zeros((0, 4), np.float32),
-    )
     metadata = metadata_columns(video_col, metadata_schema or [], metadata_by_video or {})
     metadata["lightly.uniformRowRatio"] = MetadataColumn(ratio, True)
-    metadata["lightly.sharpness"] = MetadataColumn(np.concatenate(sharp).astype(np.float64), True)
-    metadata["lightly.brightness"] = MetadataColumn(np.concatenate(bright).astype(np.float64), True)
+    metadata["lightly.sharpness"] = MetadataColumn(sharpness, True)
+    metadata["lightly.brightness"] = MetadataColumn(brightness, True)
     return SelectionData(
-        file_names=names,
+        file_names=FrameNames(video_col, columns.frame_index, {r.video: r.n_frames for r in ordered}, frame_format),
         videos=video_col,
-        frame_index=np.concatenate(frames),
-        embeddings=normalize_rows(np.concatenate(embs)),
+        frame_index=columns.frame_index,
+        embeddings=matrix,
         corrupt=corrupt,
-        duplicate_key=np.concatenate(hashes),
-        predictions={task: preds},
+        duplicate_key=columns.duplicate_key,
+        predictions={task: boxes.predictions(categories, raw_float32=unit_dtype is None)},
         metadata=metadata,
         corrupt_reasons={f"uniformRowRatio > {corruption_threshold}": int(corrupt.sum())},
     )
 
 
-def latest_results(storage: Storage) -> list[VideoResults]:
+def latest_results(storage: Storage, workers: int = 16) -> list[StoredResults]:
     """Every video's newest finished results under `.framesift/videos/` (framesift's own results
-    given in place of an embeddings CSV)."""
-    newest: dict[str, tuple[float, str]] = {}
-    for obj in storage.list(results_mod.ROOT + "/videos"):
-        if not obj.key.endswith("/video.json"):
-            continue
-        key = obj.key.split("/")[-2]
-        manifest = json.loads(storage.read_text(obj.key))
-        if manifest["video"] not in newest or (obj.mtime or 0) > newest[manifest["video"]][0]:
-            newest[manifest["video"]] = (obj.mtime or 0, key)
-    return [results_mod.read_results(storage, key) for _, key in sorted(newest.values(), key=lambda t: t[1])]
+    given in place of an embeddings CSV), manifests read concurrently, results left unread."""
+    markers = [obj for obj in storage.list(results_mod.ROOT + "/videos") if obj.key.endswith("/video.json")]
+    manifests = prefetch_map(lambda obj: json.loads(storage.read_text(obj.key)), markers, workers)
+    newest: dict[str, tuple[float, StoredResults]] = {}
+    for obj, manifest in zip(markers, manifests, strict=True):
+        handle = StoredResults(storage, obj.key.split("/")[-2], manifest)
+        if handle.video not in newest or (obj.mtime or 0) > newest[handle.video][0]:
+            newest[handle.video] = (obj.mtime or 0, handle)
+    return sorted((handle for _, handle in newest.values()), key=lambda h: h.key)
 
 
 # ----- LightlyOne layout + embeddings CSV ----------------------------------------------------

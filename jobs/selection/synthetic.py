@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from framesift.jobs.selection.data import FrameNames, MetadataColumn, SelectionData, TaskPredictions, normalize_rows
+from framesift.jobs.storage import Storage
 
 SEED_CLASSES = {0: "person", 1: "bicycle", 2: "car"}
 SEED_VIDEOS = ("passageway1-c0.avi", "terrace1-c0.avi", "terrace1-c2.avi")
@@ -74,3 +79,71 @@ def synthetic_data(
         predictions={task: preds},
         metadata={"video_name": MetadataColumn(video_name, numeric=False)},
     )
+
+
+def write_synthetic_results(
+    storage: Storage,
+    n: int,
+    videos: int,
+    dim: int = 448,
+    clusters: int = 50,
+    seed: int = 0,
+    objects: bool = False,
+    duplicate_every: int = 50,
+) -> list[str]:
+    """n frames over `videos` cameras as framesift's stored per-video results (the Parquet files
+    and manifest inference writes), drawn like synthetic_data: what the results loader reads at
+    fleet scale without inferring anything. Every `duplicate_every`-th frame repeats the pixels
+    of the frame before it. Returns the cache keys."""
+    from framesift.jobs import results
+
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    categories = {str(k): v for k, v in SEED_CLASSES.items()}
+    keys = []
+    for v, count in enumerate(np.diff(np.linspace(0, n, videos + 1).astype(np.int64)).tolist()):
+        video = f"camera-{v:05d}.mp4"
+        labels = rng.integers(0, clusters, count)
+        emb = centres[labels] + 0.35 * rng.standard_normal((count, dim), dtype=np.float32)
+        hashes = [hashlib.blake2b(f"{video}/{i}".encode(), digest_size=16).hexdigest() for i in range(count)]
+        for i in range(duplicate_every, count, duplicate_every):
+            hashes[i] = hashes[i - 1]
+        frames = np.arange(count)
+        quality = np.stack([rng.uniform(0, 0.3, count), rng.uniform(10, 500, count), rng.uniform(40, 200, count)], 1)
+        box_frame = np.repeat(frames, rng.integers(0, 5, count))
+        box_class = (labels[box_frame] + rng.integers(0, 2, len(box_frame))) % len(SEED_CLASSES)
+        logits = rng.standard_normal((len(box_frame), len(SEED_CLASSES))).astype(np.float32)
+        logits[np.arange(len(box_frame)), box_class] += 2.0
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        xywh = np.column_stack([rng.uniform(0, 600, (len(box_frame), 2)), rng.uniform(8, 200, (len(box_frame), 2))])
+        object_dim = dim if objects else 0
+        object_emb = rng.standard_normal((len(box_frame), object_dim), dtype=np.float32)
+        key = hashlib.sha256(f"{seed}/{video}".encode()).hexdigest()[:32]
+        prefix = results.result_prefix(key)
+        frames_table = results.frames_table(frames, frames * 40, frames / 25.0, quality, hashes, emb)
+        dets_table = results.detections_table(
+            box_frame, box_class, xywh, rng.uniform(0.1, 1.0, len(box_frame)), list(probs), object_emb, object_dim
+        )
+        for name, table in (("frames.parquet", frames_table), ("detections.parquet", dets_table)):
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, compression="zstd")
+            storage.write_bytes(f"{prefix}/{name}", sink.getvalue().to_pybytes(), "application/octet-stream")
+        manifest = {
+            "video": video,
+            "identity": f"synthetic-{seed}",
+            "cacheKey": key,
+            "frames": count,
+            "inferredFrames": count,
+            "frameStride": 1,
+            "width": 640,
+            "height": 480,
+            "fps": 25.0,
+            "decodeErrors": [],
+            "embeddingDim": dim,
+            "categories": categories,
+            "model": {"weights": "synthetic", "fingerprint": "synthetic"},
+        }
+        results.write_manifest(storage, key, manifest)
+        keys.append(key)
+    return keys

@@ -312,7 +312,12 @@ def test_frame_names_made_on_access_are_the_names_a_list_would_hold() -> None:
     assert list(data.file_names) == expected
     assert data.file_names[333] == expected[333] and data.file_names[-1] == expected[-1]
     assert data.file_names[5:9] == expected[5:9]
-    assert data.index_of()[expected[700]] == 700
+    every = {name: row for row, name in enumerate(expected)}
+    asked = [*expected[::97], expected[-1], "passageway1-c0-0007-avi.png", "nowhere-1-avi.png", "not a frame"]
+    assert data.file_names.rows_of(asked) == {name: every[name] for name in asked if name in every}
+    assert data.rows_of([expected[700]]) == {expected[700]: 700}
+    wrong_padding = expected[700].replace("-", "-0", 1)
+    assert wrong_padding not in every and data.rows_of([wrong_padding]) == {}
     diversity = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
     config = SelectionConfig.model_validate({"n_samples": 3, "strategies": [diversity]})
     result = select(data, config, datapool_names=expected[:2])
