@@ -93,7 +93,8 @@ def write_synthetic_results(
 ) -> list[str]:
     """n frames over `videos` cameras as framesift's stored per-video results (the Parquet files
     and manifest inference writes), drawn like synthetic_data: what the results loader reads at
-    fleet scale without inferring anything. Every `duplicate_every`-th frame repeats the pixels
+    fleet scale without inferring anything. Written uncompressed (inference writes zstd; random
+    draws would only cost compression time here, saving nothing). Every `duplicate_every`-th frame repeats the pixels
     of the frame before it. Returns the cache keys."""
     from framesift.jobs import results
 
@@ -127,7 +128,7 @@ def write_synthetic_results(
         )
         for name, table in (("frames.parquet", frames_table), ("detections.parquet", dets_table)):
             sink = pa.BufferOutputStream()
-            pq.write_table(table, sink, compression="zstd")
+            pq.write_table(table, sink, compression="none")  # random floats do not compress
             storage.write_bytes(f"{prefix}/{name}", sink.getvalue().to_pybytes(), "application/octet-stream")
         manifest = {
             "video": video,
