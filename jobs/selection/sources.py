@@ -195,16 +195,20 @@ class _Boxes:
         self.xywh.append(rows.box_xywh)
         self.embeddings.append(rows.box_embeddings)
 
-    def predictions(self, categories: dict[int, str], raw_float32: bool) -> TaskPredictions:
-        probs = np.concatenate(self.probs).astype(np.float64) if self.probs else np.zeros((0, len(categories)))
+    def predictions(self, categories: dict[int, str], raw_float32: bool, with_xywh: bool) -> TaskPredictions:
+        """Joined one column at a time, each video's pieces dropped as soon as they are joined:
+        twenty million boxes should not exist twice at once."""
+        frame, cls, score = _join(self.frame), _join(self.cls), _join(self.score)
+        probs = _join(self.probs).astype(np.float64)
+        xywh = _join(self.xywh)
         return TaskPredictions(
             categories,
-            np.concatenate(self.frame),
-            np.concatenate(self.cls),
-            np.concatenate(self.score),
+            frame,
+            cls,
+            score,
             None if not len(probs) or np.isnan(probs).all() else probs,
             self._object_matrix(raw_float32),
-            np.concatenate(self.xywh),
+            xywh if with_xywh else None,
         )
 
     def _object_matrix(self, raw_float32: bool) -> np.ndarray | None:
@@ -215,8 +219,16 @@ class _Boxes:
         present = [m for m in self.embeddings if m is not None and m.shape[0]]
         if not present:
             return np.zeros((0, 0), np.float32)
+        self.embeddings = []
         joined = np.concatenate(present)
         return normalize_rows(joined) if raw_float32 else joined
+
+
+def _join(pieces: list[np.ndarray]) -> np.ndarray:
+    """Concatenate and empty the list (the pieces go as soon as the whole exists)."""
+    joined = np.concatenate(pieces)
+    pieces.clear()
+    return joined
 
 
 class _FrameColumns:
@@ -316,7 +328,8 @@ def from_results(
         embeddings=matrix,
         corrupt=corrupt,
         duplicate_key=columns.duplicate_key,
-        predictions={task: boxes.predictions(categories, raw_float32=unit_dtype is None)},
+        # box outlines only serve object-level DIVERSITY's explanations (novel objects)
+        predictions={task: boxes.predictions(categories, unit_dtype is None, with_xywh=objects)},
         metadata=metadata,
         corrupt_reasons={f"uniformRowRatio > {corruption_threshold}": int(corrupt.sum())},
     )
