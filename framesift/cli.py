@@ -315,7 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write synthetic stored results over this many videos and select from them, as "
         "`framesift select --embeddings` does (time to load, peak RSS); 0: arrays straight to the engine",
     )
-    bench_select.add_argument("--results-dir", default=None, help="where --from-results writes (default: temp)")
+    bench_select.add_argument(
+        "--results-dir",
+        default=None,
+        help="keep --from-results' results under this folder and reuse them on the next run (default: a temp folder)",
+    )
     bench_select.add_argument("--out", default=None)
     bench_convert = bench_sub.add_parser(
         "convert", help="the conversion's per-frame writes vs a sequential boto3 put loop (objects/s, speedup)"

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -480,11 +481,30 @@ def _child(kind: str, *arguments: int | str) -> dict[str, Any]:
     return result
 
 
+RESULTS_MARKER = "bench-results.json"  # what a kept --results-dir folder holds
+
+
 def _from_results(n: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Stored per-video results (written first, in another process) → loader → engine."""
-    with tempfile.TemporaryDirectory(prefix="bench-results-", dir=args.results_dir) as folder:
-        written = _child("write-results-child", n, args.from_results, args.dim, folder)
-        row = _child("results-select-child", n, args.picks, args.from_results, folder)
+    """Stored per-video results (written first, in another process) → loader → engine. With
+    --results-dir the results are kept there and reused by a later run with the same shape
+    (ten million frames take a while to write)."""
+    shape = {"frames": n, "videos": args.from_results, "dim": args.dim}
+    if args.results_dir is None:
+        with tempfile.TemporaryDirectory(prefix="bench-results-") as temporary:
+            written = _child("write-results-child", n, args.from_results, args.dim, temporary)
+            row = _child("results-select-child", n, args.picks, args.from_results, temporary)
+        return {**row, **written, "source": "stored results (framesift select --embeddings)"}
+    folder = Path(args.results_dir) / f"{n}-{args.from_results}-{args.dim}"
+    marker = folder / RESULTS_MARKER
+    if marker.exists() and json.loads(marker.read_text()).get("shape") == shape:
+        written = {**json.loads(marker.read_text())["written"], "reused": True}
+    else:
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        written = _child("write-results-child", n, args.from_results, args.dim, str(folder))
+        marker.write_text(json.dumps({"shape": shape, "written": written}))
+    row = _child("results-select-child", n, args.picks, args.from_results, str(folder))
     return {**row, **written, "source": "stored results (framesift select --embeddings)"}
 
 
