@@ -232,3 +232,18 @@ def test_bench_select_runs_and_the_reference_agrees() -> None:
     assert half["n"] == 3000 and 0.0 < half["same_picks_share"] <= 1.0
     assert sum(half["per_video_float16"]) == sum(half["per_video_float32"]) == 30
     assert half["coverage_radius_float32"] > 0 and half["coverage_radius_ratio"] > 0
+
+
+def test_bench_select_from_stored_results_keeps_and_reuses_them(tmp_path: Path) -> None:
+    """--from-results: synthetic per-video results written as inference writes them, then
+    loaded and selected from as `framesift select --embeddings` does; --results-dir keeps them."""
+    args = ["bench", "select", "--sizes", "3000", "--from-results", "40", "--picks", "25", "--dim", "16"]
+    args += ["--reference-n", "500", "--reference-picks", "5", "--precision-n", "0", "--results-dir", str(tmp_path)]
+    first = framesift(*args)
+    assert first.returncode == 0, first.stderr
+    run = json.loads(first.stdout)["runs"][0]
+    assert run["n"] == 3000 and run["videos"] == 40 and run["picks"] == 25 and run["embeddings"] == "float32"
+    assert run["videos_picked"] == 25  # the per-camera BALANCE (UNIFORM): one frame per camera first
+    assert run["results_bytes"] > 3000 * 16 * 4 and "reused" not in run
+    again = json.loads(framesift(*args).stdout)["runs"][0]
+    assert again["reused"] is True and again["picks"] == 25 and again["n"] == 3000
