@@ -43,7 +43,7 @@ class TaskPredictions:
     box_frame: np.ndarray  # (B,) int64, row in SelectionData
     box_class: np.ndarray  # (B,) int64, category id
     box_score: np.ndarray  # (B,) float64
-    box_probs: np.ndarray | None  # (B, K) float64 over categories in id order; NaN rows: none given
+    box_probs: np.ndarray | None  # (B, K) float64, or float32 as stored; categories in id order; NaN rows: none given
     box_embeddings: np.ndarray | None = None  # (B, D) float32, unit length: object embeddings
     box_xywh: np.ndarray | None = None  # (B, 4) pixels, when known (the report outlines novel objects)
 
@@ -105,7 +105,7 @@ class TaskPredictions:
 
 @dataclass
 class MetadataColumn:
-    values: np.ndarray  # (n,) float64 when numeric, object otherwise
+    values: np.ndarray  # (n,) float64 or float32 when numeric (read as float64), object otherwise
     numeric: bool
 
 

@@ -199,7 +199,7 @@ class _Boxes:
         """Joined one column at a time, each video's pieces dropped as soon as they are joined:
         twenty million boxes should not exist twice at once."""
         frame, cls, score = _join(self.frame), _join(self.cls), _join(self.score)
-        probs = _join(self.probs).astype(np.float64)
+        probs = _join(self.probs)  # float32 as stored: every score widens it exactly
         xywh = _join(self.xywh)
         return TaskPredictions(
             categories,
@@ -238,7 +238,8 @@ class _FrameColumns:
     def __init__(self, n: int):
         self.n = n
         self.frame_index = np.empty(n, np.int64)
-        self.quality = tuple(np.empty(n, np.float64) for _ in range(3))
+        # float32 as stored; strategies widen metadata to float64 when they read it
+        self.quality = tuple(np.empty(n, np.float32) for _ in range(3))
         self.duplicate_key = np.empty(n, "S16")
         self.embeddings: np.ndarray | None = None
 
@@ -316,7 +317,7 @@ def from_results(
     videos[:] = [r.video for r in ordered]
     video_col = np.repeat(videos, counts)
     ratio, sharpness, brightness = columns.quality
-    corrupt = ratio > corruption_threshold
+    corrupt = ratio.astype(np.float64) > corruption_threshold  # compared as before: in float64
     metadata = metadata_columns(video_col, metadata_schema or [], metadata_by_video or {})
     metadata["lightly.uniformRowRatio"] = MetadataColumn(ratio, True)
     metadata["lightly.sharpness"] = MetadataColumn(sharpness, True)
