@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import hashlib
 import io
 import json
@@ -15,7 +17,7 @@ import logging
 import posixpath
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -176,59 +178,72 @@ def _video_rows(res: VideoResults, unit_dtype: type[np.floating] | None) -> _Vid
     )
 
 
-@dataclass
-class _Boxes:
-    """Every video's boxes, collected per video and joined once at the end."""
+class _Pieces:
+    """One column gathered video by video. Every 1 024 videos the small per-video arrays are
+    joined into one chunk: fifty thousand videos' small arrays, freed only at the end, would
+    stay in the allocator's arenas (a gigabyte at ten million frames) after the join."""
 
-    frame: list[np.ndarray] = field(default_factory=list)
-    cls: list[np.ndarray] = field(default_factory=list)
-    score: list[np.ndarray] = field(default_factory=list)
-    probs: list[np.ndarray] = field(default_factory=list)
-    xywh: list[np.ndarray] = field(default_factory=list)
-    embeddings: list[np.ndarray | None] = field(default_factory=list)
+    CHUNK = 1024
+
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+        self.pending: list[np.ndarray] = []
+
+    def add(self, piece: np.ndarray) -> None:
+        self.pending.append(piece)
+        if len(self.pending) >= self.CHUNK:
+            self.chunks.append(np.concatenate(self.pending))
+            self.pending = []
+
+    def join(self) -> np.ndarray:
+        """The whole column; the pieces go as soon as it exists."""
+        joined = np.concatenate(self.chunks + self.pending)
+        self.chunks, self.pending = [], []
+        return joined
+
+
+class _Boxes:
+    """Every video's boxes, gathered per video and joined one column at a time at the end."""
+
+    def __init__(self, with_xywh: bool) -> None:
+        self.frame, self.cls, self.score, self.probs = _Pieces(), _Pieces(), _Pieces(), _Pieces()
+        self.xywh = _Pieces() if with_xywh else None  # outlines serve object DIVERSITY's explanations only
+        self.embeddings = _Pieces()
+        self.videos_without_objects = 0  # results inferred before framesift stored object embeddings
 
     def add(self, rows: _VideoRows, offset: int) -> None:
-        self.frame.append(rows.box_row + offset)
-        self.cls.append(rows.box_class)
-        self.score.append(rows.box_score)
-        self.probs.append(rows.box_probs)
-        self.xywh.append(rows.box_xywh)
-        self.embeddings.append(rows.box_embeddings)
+        self.frame.add(rows.box_row + offset)
+        self.cls.add(rows.box_class)
+        self.score.add(rows.box_score)
+        self.probs.add(rows.box_probs)
+        if self.xywh is not None:
+            self.xywh.add(rows.box_xywh)
+        if rows.box_embeddings is None:
+            self.videos_without_objects += 1
+        elif rows.box_embeddings.shape[0]:
+            self.embeddings.add(rows.box_embeddings)
 
-    def predictions(self, categories: dict[int, str], raw_float32: bool, with_xywh: bool) -> TaskPredictions:
-        """Joined one column at a time, each video's pieces dropped as soon as they are joined:
-        twenty million boxes should not exist twice at once."""
-        frame, cls, score = _join(self.frame), _join(self.cls), _join(self.score)
-        probs = _join(self.probs)  # float32 as stored: every score widens it exactly
-        xywh = _join(self.xywh)
+    def predictions(self, categories: dict[int, str], raw_float32: bool) -> TaskPredictions:
+        probs = self.probs.join()  # float32 as stored: every score widens it exactly
         return TaskPredictions(
             categories,
-            frame,
-            cls,
-            score,
+            self.frame.join(),
+            self.cls.join(),
+            self.score.join(),
             None if not len(probs) or np.isnan(probs).all() else probs,
             self._object_matrix(raw_float32),
-            xywh if with_xywh else None,
+            self.xywh.join() if self.xywh is not None else None,
         )
 
     def _object_matrix(self, raw_float32: bool) -> np.ndarray | None:
         """All videos' object embeddings as one unit-length matrix; None when any video's
-        results have none (inferred before framesift stored them)."""
-        if any(m is None for m in self.embeddings):
+        results have none."""
+        if self.videos_without_objects:
             return None
-        present = [m for m in self.embeddings if m is not None and m.shape[0]]
-        if not present:
+        if not self.embeddings.chunks and not self.embeddings.pending:
             return np.zeros((0, 0), np.float32)
-        self.embeddings = []
-        joined = np.concatenate(present)
+        joined = self.embeddings.join()
         return normalize_rows(joined) if raw_float32 else joined
-
-
-def _join(pieces: list[np.ndarray]) -> np.ndarray:
-    """Concatenate and empty the list (the pieces go as soon as the whole exists)."""
-    joined = np.concatenate(pieces)
-    pieces.clear()
-    return joined
 
 
 class _FrameColumns:
@@ -258,6 +273,14 @@ class _FrameColumns:
                     f"{self.embeddings.shape[1]}-d: a run's videos must be inferred with one model"
                 )
             self.embeddings[span] = rows.embeddings
+
+
+def _return_freed_memory() -> None:
+    """Hand the loader threads' freed blocks back to the system: glibc keeps them in per-thread
+    arenas, where they would count against the pod's memory while the engine runs. Elsewhere
+    (no glibc) nothing to do."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _embedding_dim(handle: VideoResults | StoredResults) -> int:
@@ -292,7 +315,7 @@ def from_results(
     unit_dtype = None if dtype == np.float32 else dtype
     categories = {int(k): v for k, v in ordered[0].manifest["categories"].items()}
     columns = _FrameColumns(n)
-    boxes = _Boxes()
+    boxes = _Boxes(with_xywh=objects)
 
     def prepare(handle: VideoResults | StoredResults) -> _VideoRows:
         return _video_rows(handle.load(embeddings=embeddings, objects=objects), unit_dtype)
@@ -322,6 +345,8 @@ def from_results(
     metadata["lightly.uniformRowRatio"] = MetadataColumn(ratio, True)
     metadata["lightly.sharpness"] = MetadataColumn(sharpness, True)
     metadata["lightly.brightness"] = MetadataColumn(brightness, True)
+    predictions = {task: boxes.predictions(categories, raw_float32=unit_dtype is None)}
+    _return_freed_memory()
     return SelectionData(
         file_names=FrameNames(video_col, columns.frame_index, {r.video: r.n_frames for r in ordered}, frame_format),
         videos=video_col,
@@ -329,8 +354,7 @@ def from_results(
         embeddings=matrix,
         corrupt=corrupt,
         duplicate_key=columns.duplicate_key,
-        # box outlines only serve object-level DIVERSITY's explanations (novel objects)
-        predictions={task: boxes.predictions(categories, unit_dtype is None, with_xywh=objects)},
+        predictions=predictions,
         metadata=metadata,
         corrupt_reasons={f"uniformRowRatio > {corruption_threshold}": int(corrupt.sum())},
     )
