@@ -60,8 +60,23 @@ def pointer_key(run_name: str, video_key: str) -> str:
     return join_key(ROOT, "runs", run_name, "videos", f"{video_id(video_key)}.json")
 
 
+class _FromManifest:
+    """What a video's manifest says, for results read or not."""
+
+    manifest: dict[str, Any]
+
+    @property
+    def video(self) -> str:
+        return str(self.manifest["video"])
+
+    @property
+    def n_frames(self) -> int:
+        """All decoded frames (names are padded to this count), not only the inferred ones."""
+        return int(self.manifest["frames"])
+
+
 @dataclass
-class VideoResults:
+class VideoResults(_FromManifest):
     """One video's inference results, as arrays (column-wise)."""
 
     manifest: dict[str, Any]
@@ -80,15 +95,6 @@ class VideoResults:
     det_embeddings: np.ndarray | None = None  # (B, D) float32 object embeddings; None when not read
 
     @property
-    def video(self) -> str:
-        return str(self.manifest["video"])
-
-    @property
-    def n_frames(self) -> int:
-        """All decoded frames (names are padded to this count), not only the inferred ones."""
-        return int(self.manifest["frames"])
-
-    @property
     def frame_count(self) -> int:
         """Inferred frames: the rows these results give selection."""
         return len(self.frame_index)
@@ -99,21 +105,13 @@ class VideoResults:
 
 
 @dataclass(frozen=True)
-class StoredResults:
+class StoredResults(_FromManifest):
     """One video's finished results, not yet read: its manifest only. Selection over fifty
     thousand videos reads them one at a time into its matrices instead of all at once."""
 
     storage: Storage
     key: str
     manifest: dict[str, Any]
-
-    @property
-    def video(self) -> str:
-        return str(self.manifest["video"])
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.manifest["frames"])
 
     @property
     def frame_count(self) -> int:
