@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -489,22 +490,19 @@ def _from_results(n: int, args: argparse.Namespace) -> dict[str, Any]:
     --results-dir the results are kept there and reused by a later run with the same shape
     (ten million frames take a while to write)."""
     shape = {"frames": n, "videos": args.from_results, "dim": args.dim}
-    if args.results_dir is None:
-        with tempfile.TemporaryDirectory(prefix="bench-results-") as temporary:
-            written = _child("write-results-child", n, args.from_results, args.dim, temporary)
-            row = _child("results-select-child", n, args.picks, args.from_results, temporary)
-        return {**row, **written, "source": "stored results (framesift select --embeddings)"}
-    folder = Path(args.results_dir) / f"{n}-{args.from_results}-{args.dim}"
-    marker = folder / RESULTS_MARKER
-    if marker.exists() and json.loads(marker.read_text()).get("shape") == shape:
-        written = {**json.loads(marker.read_text())["written"], "reused": True}
-    else:
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        written = _child("write-results-child", n, args.from_results, args.dim, str(folder))
-        marker.write_text(json.dumps({"shape": shape, "written": written}))
-    row = _child("results-select-child", n, args.picks, args.from_results, str(folder))
+    with contextlib.ExitStack() as stack:
+        root = args.results_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-results-"))
+        folder = Path(root) / f"{n}-{args.from_results}-{args.dim}"
+        marker = folder / RESULTS_MARKER
+        if marker.exists() and json.loads(marker.read_text()).get("shape") == shape:
+            written = {**json.loads(marker.read_text())["written"], "reused": True}
+        else:
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            written = _child("write-results-child", n, args.from_results, args.dim, str(folder))
+            marker.write_text(json.dumps({"shape": shape, "written": written}))
+        row = _child("results-select-child", n, args.picks, args.from_results, str(folder))
     return {**row, **written, "source": "stored results (framesift select --embeddings)"}
 
 

@@ -70,12 +70,11 @@ def labelled_frames(ctx: RunContext, data: SelectionData) -> list[str]:
     names = [_frame_name(reference) for reference in references(_read(ctx, uri))]
     exact = data.rows_of(names)
     found = set(exact)
+    unmatched = [name for name in names if name not in exact]
     videos_by_base: dict[str, list[str]] = {}
-    for video in video_runs(data.videos)[0]:
+    for video in video_runs(data.videos)[0] if unmatched else []:
         videos_by_base.setdefault(posixpath.basename(video), []).append(video)
-    for name in names:
-        if name in exact:
-            continue
+    for name in unmatched:
         base = posixpath.basename(name)
         parsed = parse_frame_name(base)
         if parsed is None:

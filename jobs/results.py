@@ -99,6 +99,10 @@ class VideoResults(_FromManifest):
         """Inferred frames: the rows these results give selection."""
         return len(self.frame_index)
 
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
     def load(self, embeddings: bool = True, objects: bool = True) -> VideoResults:
         """Already in memory (the same interface as StoredResults)."""
         return self
@@ -116,6 +120,10 @@ class StoredResults(_FromManifest):
     @property
     def frame_count(self) -> int:
         return int(self.manifest["inferredFrames"])
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.manifest.get("embeddingDim") or 0)
 
     def load(self, embeddings: bool = True, objects: bool = True) -> VideoResults:
         return read_results(self.storage, self.key, embeddings, self.manifest, objects)

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -38,19 +39,12 @@ def prefetch_map(fn: Callable[[_In], _Out], items: Iterable[_In], workers: int =
     """fn over items on `workers` threads, yielded in order, at most 2×workers ahead of the
     consumer: round trips overlap while only a few results are held (ThreadPoolExecutor.map
     would start every call at once and hold every result)."""
-    ahead = 2 * workers
     source = iter(items)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque[Future[_Out]] = deque()
-        for item in source:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= ahead:
-                break
+        pending: deque[Future[_Out]] = deque(pool.submit(fn, item) for item in islice(source, 2 * workers))
         while pending:
             result = pending.popleft().result()
-            for item in source:
-                pending.append(pool.submit(fn, item))
-                break
+            pending.extend(pool.submit(fn, item) for item in islice(source, 1))
             yield result
 
 

@@ -250,15 +250,16 @@ class _FrameColumns:
     """Selection's per-frame arrays, allocated once for every video's rows and filled video by
     video: peak memory is the matrix plus one video, not every video twice."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, dtype: type[np.floating]):
         self.n = n
+        self.dtype = dtype  # of the embedding matrix
         self.frame_index = np.empty(n, np.int64)
         # float32 as stored; strategies widen metadata to float64 when they read it
         self.quality = tuple(np.empty(n, np.float32) for _ in range(3))
         self.duplicate_key = np.empty(n, "S16")
         self.embeddings: np.ndarray | None = None
 
-    def fill(self, rows: _VideoRows, at: int, dtype: type[np.floating]) -> None:
+    def fill(self, rows: _VideoRows, at: int) -> None:
         span = slice(at, at + len(rows.frame_index))
         self.frame_index[span] = rows.frame_index
         for column, values in zip(self.quality, rows.quality, strict=True):
@@ -266,7 +267,7 @@ class _FrameColumns:
         self.duplicate_key[span] = rows.duplicate_key
         if len(rows.frame_index):
             if self.embeddings is None:
-                self.embeddings = np.empty((self.n, rows.embeddings.shape[1]), dtype)
+                self.embeddings = np.empty((self.n, rows.embeddings.shape[1]), self.dtype)
             elif rows.embeddings.shape[1] != self.embeddings.shape[1]:
                 raise SourceError(
                     f"results of {rows.video} have {rows.embeddings.shape[1]}-d embeddings, the other videos' "
@@ -281,12 +282,6 @@ def _return_freed_memory() -> None:
     (no glibc) nothing to do."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _embedding_dim(handle: VideoResults | StoredResults) -> int:
-    if isinstance(handle, VideoResults):
-        return int(handle.embeddings.shape[1])
-    return int(handle.manifest.get("embeddingDim") or 0)
 
 
 def from_results(
@@ -311,10 +306,10 @@ def from_results(
     n = int(counts.sum())
     if not n:
         raise SourceError("no inferred frames to select from (every video failed?)")
-    dtype = embedding_dtype(n, max((_embedding_dim(r) for r in ordered), default=0) if embeddings else 0)
+    dtype = embedding_dtype(n, max(r.embedding_dim for r in ordered) if embeddings else 0)
     unit_dtype = None if dtype == np.float32 else dtype
     categories = {int(k): v for k, v in ordered[0].manifest["categories"].items()}
-    columns = _FrameColumns(n)
+    columns = _FrameColumns(n, dtype)
     boxes = _Boxes(with_xywh=objects)
 
     def prepare(handle: VideoResults | StoredResults) -> _VideoRows:
@@ -328,7 +323,7 @@ def from_results(
                 f"results of {handle.video}: {len(rows.frame_index)} frame rows, its manifest says "
                 f"{handle.frame_count}: infer the video again"
             )
-        columns.fill(rows, offset, dtype)
+        columns.fill(rows, offset)
         boxes.add(rows, offset)
         offset += len(rows.frame_index)
         if done % report_every == 0 and len(ordered) >= 1000:
