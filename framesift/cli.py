@@ -347,6 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    from framesift.jobs.redaction import install_from_environment
+
+    install_from_environment()  # before anything can print a token: logs, warnings, tracebacks
     sys.exit(dispatch(args.func, args))
 
 
@@ -360,15 +363,17 @@ def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
     from framesift.jobs.lightlyone.selection import UnknownFrames
     from framesift.jobs.lightlyone.stage import MissingToken
     from framesift.jobs.model import ModelError
+    from framesift.jobs.redaction import redact_text
     from framesift.jobs.select import SelectorUnavailable
     from framesift.jobs.selection.sources import SourceError
     from framesift.jobs.storage import StorageError
     from framesift.jobs.summary import write_summary
 
     def failed(err: Exception, code: ExitCode) -> int:
-        print(f"error: {err}", file=sys.stderr)
+        message = redact_text(str(err))
+        print(f"error: {message}", file=sys.stderr)
         # in a pod: the operator shows it in the run's status
-        write_summary({"error": str(err), **getattr(err, "summary", {})})
+        write_summary({"error": message, **getattr(err, "summary", {})})
         return code
 
     try:

@@ -17,7 +17,6 @@ import functools
 import json
 import logging
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,31 +43,6 @@ class LightlyOneError(RuntimeError):
         super().__init__(message)
         self.reason = reason
         self.summary = summary or {}  # added to the stage's termination message
-
-
-class Redactor:
-    """Keeps the token out of everything this process says: the client puts it in every URL
-    (`?token=`), and urllib3's retry warnings and errors quote URLs."""
-
-    def __init__(self, token: str):
-        self.token = token
-
-    def __call__(self, text: str) -> str:
-        text = re.sub(r"token=[^&\s'\"]+", "token=<redacted>", text)
-        return text.replace(self.token, "<redacted>") if self.token else text
-
-    def install(self) -> None:
-        redact = self
-
-        class _Filter(logging.Filter):
-            def filter(self, record: logging.LogRecord) -> bool:
-                record.msg = redact(record.getMessage())
-                record.args = ()
-                return True
-
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_Filter())
-        logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def status_ids(state: dict[str, Any]) -> dict[str, Any]:
@@ -127,13 +101,28 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
-def make_client(run_server: str | None, token: str) -> Any:
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_MAX_S = 60.0
+
+
+def request_timeout(api_retry_s: float) -> tuple[float, float]:
+    """(connect, read) seconds for one API request. The client's own default is 180 s per read,
+    retried: a server that accepts and never answers would hold the run far past
+    `selector.apiRetryTimeout`, which can only act between requests."""
+    bound = max(1.0, api_retry_s)
+    return min(CONNECT_TIMEOUT_S, bound), min(READ_TIMEOUT_MAX_S, bound)
+
+
+def make_client(run_server: str | None, token: str, timeout: tuple[float, float] | None = None) -> Any:
     os.environ.setdefault("LIGHTLY_DID_VERSION_CHECK", "True")  # no background call home
     if run_server:
         os.environ["LIGHTLY_SERVER_LOCATION"] = run_server  # read when the client is built
     from lightly.api import ApiWorkflowClient
 
-    return ApiWorkflowClient(token=token)
+    client = ApiWorkflowClient(token=token)
+    if timeout is not None:
+        client.api_client.rest_client.timeout = timeout  # used by every request that names none
+    return client
 
 
 class Driver:

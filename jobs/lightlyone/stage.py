@@ -9,14 +9,17 @@ Locally the same lines go to stderr in words, with the `docker run` line of a Wo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import Any
 
 from framesift.api.vocabulary import LIGHTLYONE_STATUS_MARKER
 from framesift.jobs.context import RunContext
-from framesift.jobs.lightlyone.driver import Driver, LightlyOneError, Redactor, make_client, status_ids
+from framesift.jobs.lightlyone import plan
+from framesift.jobs.lightlyone.driver import Driver, LightlyOneError, make_client, request_timeout, status_ids
 from framesift.jobs.lightlyone.selection import selection_document, write_selection
+from framesift.jobs.redaction import Redactor
 
 TOKEN_ENV = "LIGHTLY_TOKEN"
 
@@ -66,7 +69,11 @@ def run_lightlyone(ctx: RunContext, client: Any = None) -> dict[str, Any]:
     token = read_token(ctx)
     redact = Redactor(token)
     redact.install()
-    client = client or make_client(ctx.run.spec.selector.server_location, token)
+    if client is None:
+        api_retry_s = float(plan.timeouts(ctx.run)["api"] or 0)
+        client = make_client(ctx.run.spec.selector.server_location, token, request_timeout(api_retry_s))
+    # urllib3's retry lines repeat the driver's own (the client's config resets this level when built)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     driver = Driver(ctx, client, token_source(ctx), _report, announce_worker=_announce)
     try:
         driver.setup()
