@@ -185,6 +185,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         print(json.dumps(bench_operator(args.videos), indent=1))
         return ExitCode.OK
+    if args.bench == "al":
+        from framesift.jobs.bench_al.command import main as bench_al
+
+        return bench_al(args)
     from framesift.jobs import bench
 
     return bench.main(args)
@@ -338,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
         "operator", help="the reconciler over a synthetic run of N videos: seconds per pass, object sizes"
     )
     bench_operator.add_argument("--videos", type=int, default=50_000)
+    from framesift.jobs.bench_al.command import add_arguments as add_al_arguments
+
+    add_al_arguments(
+        bench_sub.add_parser(
+            "al", help="active learning: retrain a detector on each method's picks, mAP on held-out videos"
+        )
+    )
     bench.set_defaults(func=cmd_bench)
 
     return parser
