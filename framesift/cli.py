@@ -7,6 +7,7 @@ arguments, 3 bad input: a video that cannot be decoded, which fails its inferenc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,17 @@ def _setup_logging(verbose: bool) -> None:
     )
     for noisy in ("botocore", "urllib3", "s3transfer", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a count of ticks, videos...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _progress_enabled(args: argparse.Namespace) -> bool:
@@ -212,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_sub = schedule.add_subparsers(dest="schedule_command", required=True)
     preview = schedule_sub.add_parser("preview", help="the next five ticks and the run the next one creates")
     preview.add_argument("schedule", help="ActiveLearningSchedule YAML")
-    preview.add_argument("--count", type=int, default=5)
+    preview.add_argument("--count", type=positive_int, default=5)
     preview.set_defaults(func=cmd_schedule_preview)
 
     job = sub.add_parser("job", help="one pipeline stage, as a Kubernetes Job runs it")
@@ -265,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument(
         "--videos",
-        type=int,
+        type=positive_int,
         default=None,
         help="size the inference Job for N videos instead of listing the input (no credentials needed)",
     )
@@ -341,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_operator = bench_sub.add_parser(
         "operator", help="the reconciler over a synthetic run of N videos: seconds per pass, object sizes"
     )
-    bench_operator.add_argument("--videos", type=int, default=50_000)
+    bench_operator.add_argument("--videos", type=positive_int, default=50_000)
     from framesift.jobs.bench_al.command import add_arguments as add_al_arguments
 
     add_al_arguments(
@@ -361,7 +373,25 @@ def main(argv: list[str] | None = None) -> None:
     from framesift.jobs.redaction import install_from_environment
 
     install_from_environment()  # before anything can print a token: logs, warnings, tracebacks
-    sys.exit(dispatch(args.func, args))
+    try:
+        code = dispatch(args.func, args)
+    except SystemExit as stop:  # an argument refused inside a command: its message, exit 2
+        if isinstance(stop.code, str):
+            print(stop.code, file=sys.stderr)
+        code = stop.code if isinstance(stop.code, int) else ExitCode.USAGE
+    exit_now(int(code))
+
+
+def exit_now(code: int) -> None:
+    """Exit with exactly `code`. Interpreter shutdown is skipped: a native thread still alive
+    then (a decoder's, a BLAS pool's) can abort the process (`terminate called without an active
+    exception`, exit 134) after the error was printed, and scripts and the Job's
+    podFailurePolicy read the exit code. Every file was closed by its `with` block before this."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def dispatch(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

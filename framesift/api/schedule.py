@@ -28,7 +28,15 @@ def cron_problem(expression: str) -> str | None:
 
     if len(expression.split()) not in (1, 5) or not croniter.is_valid(expression):
         return "use cron syntax: five fields (minute hour day-of-month month day-of-week), e.g. '0 2 * * *', or @daily"
+    try:  # valid syntax that names no real day (30 February, 31 April) never fires
+        croniter(expression, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except (ValueError, KeyError, ArithmeticError) as err:  # CroniterBadDateError is a ValueError
+        return f"{expression!r} never fires (no such day in any year: {err}); check the day of month and month"
     return None
+
+
+# Zone names that resolve, but to whatever the machine is set to: a schedule must mean the same everywhere.
+MACHINE_ZONES = ("localtime", "posixrules", "Factory")
 
 
 class ScheduleSpec(ApiModel):
@@ -54,6 +62,8 @@ class ScheduleSpec(ApiModel):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
+        if value in MACHINE_ZONES:
+            raise ValueError(f"{value!r} depends on the machine's settings: name an IANA zone (e.g. Europe/Berlin)")
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -167,6 +167,9 @@ def test_invalid_schedules_are_refused_with_their_field() -> None:
     for field, value, expected in (
         ("schedule", "0 2 * *", "spec.schedule"),
         ("timeZone", "Mars/Olympus", "spec.timeZone"),
+        ("timeZone", "localtime", "depends on the machine"),
+        ("schedule", "0 0 30 2 *", "never fires"),
+        ("schedule", "0 0 31 4 *", "never fires"),
         ("concurrencyPolicy", "Sometimes", "spec.concurrencyPolicy"),
     ):
         bad = copy.deepcopy(doc)
@@ -189,3 +192,15 @@ def test_preview_prints_the_next_five_ticks_and_the_next_run() -> None:
         "2026-04-01T00:00:00Z",
     ]
     assert preview["nextRun"]["metadata"]["name"] == "dashcams-nightly-202603280100"
+
+
+def test_counts_below_one_are_refused_in_one_line() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    framesift = str(Path(sys.executable).parent / "framesift")
+    for command in (["schedule", "preview", str(EXAMPLE), "--count", "0"], ["plan", str(EXAMPLE), "--videos", "-5"]):
+        result = subprocess.run([framesift, *command], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "must be at least 1" in result.stderr and "Traceback" not in result.stderr
