@@ -53,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     ctx = load_context(args.run)
     ctx.new_only = args.new_only
+    ctx.break_lease = args.break_lease
     try:
         summary = run_local(ctx, _progress_enabled(args))
     except TooManyVideosFailed as err:
@@ -218,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("run", help="ActiveLearningRun YAML")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--new-only", action="store_true", help="only videos no earlier run over this output has inferred")
+    run.add_argument(
+        "--break-lease",
+        action="store_true",
+        help="take this run's lease on the output even when another process seems to hold it (it is gone)",
+    )
     run.set_defaults(func=cmd_run)
 
     schedule = sub.add_parser("schedule", help="ActiveLearningSchedule tools")

@@ -34,6 +34,7 @@ class RunContext:
     stored_list: bool = False  # read the list the list stage froze in the output (cluster Jobs)
     hidden_videos: list[str] = field(default_factory=list)  # skipped when listing: hidden path parts
     new_only: bool = False  # `--new-only`; spec.input.newOnly also turns it on
+    break_lease: bool = False  # `--break-lease`: take the run's lease even from a live-looking holder
     already_inferred: list[str] = field(default_factory=list)  # skipped when listing: inferred by earlier runs
 
     @property

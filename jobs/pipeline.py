@@ -144,7 +144,7 @@ def run_local(ctx: RunContext, show_progress: bool = True) -> RunSummary:
     summary so far is on the exception)."""
     summary = RunSummary()
     preflight(ctx)
-    with RunLease(ctx):  # one process per run name and output at a time
+    with RunLease(ctx, break_lease=ctx.break_lease):  # one process per run name and output at a time
         for stage in stages_for(ctx.run.spec.selection is not None):
             started = time.monotonic()
             STAGE_RUNNERS[stage.name](ctx, summary, show_progress)

@@ -191,7 +191,7 @@ class LocalStorage(Storage):
         scratch = self.root / ".framesift" / "tmp"
         for tmp in scratch.glob("*.tmp-*") if scratch.is_dir() else []:
             pid = tmp.name.split(".tmp-", 1)[1].split("-", 1)[0]
-            if not (pid.isdigit() and _pid_alive(int(pid))):
+            if not (pid.isdigit() and pid_alive(int(pid))):
                 tmp.unlink(missing_ok=True)
         for stale in self.root.glob(".lightly/**/.*.tmp-*"):
             if time.time() - stale.stat().st_mtime > 3600:  # an older version's litter
@@ -505,7 +505,7 @@ def cache_dir() -> Path:
     return root
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -523,7 +523,7 @@ def process_temp_dir() -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for folder in root.glob("pid-*"):
         pid = folder.name.removeprefix("pid-")
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
     mine = root / f"pid-{os.getpid()}"
     mine.mkdir(exist_ok=True)

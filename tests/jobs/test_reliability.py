@@ -425,3 +425,62 @@ def test_the_lease_on_an_s3_server_without_conditional_writes_falls_back(monkeyp
         assert store.create_exclusive("lease.json", b"{}") is True  # created, unguarded
         assert store.create_exclusive("lease.json", b"{}") is False  # it exists now
     stub.assert_no_pending_responses()
+
+
+def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_and_break_lease_overrides(tmp_path: Path) -> None:
+    import json
+    import socket
+    import time
+
+    from framesift.jobs.context import load_context
+    from framesift.jobs.lease import LeaseHeld, RunLease
+
+    (tmp_path / "videos").mkdir()
+    synthetic_video(tmp_path / "videos" / "a.mp4", frames=5, codec="libx264")
+    run_file = write_manifest(tmp_path / "run.yaml", manifest("stale", "videos/", "out/"))
+    ctx = load_context(run_file)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone_pid = int(dead.stdout)  # a process of this host that has ended (as after SIGKILL)
+    lease = {"holder": f"{socket.gethostname()}:{gone_pid}:x", "host": socket.gethostname(), "pid": gone_pid}
+    ctx.output.write_text(RunLease(ctx).key, json.dumps({**lease, "expires": time.time() + 600}))
+    result = framesift("run", str(run_file), "--no-progress")
+    assert result.returncode == 0 and "that process is gone" in result.stderr, result.stderr
+    # a live holder elsewhere: refused, and the message names the override
+    elsewhere = {"holder": "other-host:1:y", "host": "other-host", "pid": 1, "expires": time.time() + 600}
+    ctx.output.write_text(RunLease(ctx).key, json.dumps(elsewhere))
+    with pytest.raises(LeaseHeld, match="--break-lease"):
+        RunLease(ctx).acquire()
+    result = framesift("run", str(run_file), "--no-progress", "--break-lease")
+    assert result.returncode == 0 and "breaking the lease of other-host:1:y" in result.stderr, result.stderr
+    assert not ctx.output.exists(RunLease(ctx).key)
+
+
+def test_an_s3_server_that_ignores_conditional_writes_is_named(
+    s3_server, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from framesift.jobs import lease as lease_module
+    from framesift.jobs.context import load_context
+    from framesift.jobs.lease import RunLease
+
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = s3_server.make_bucket()
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client.put_object(Bucket=bucket, Key="probe", Body=b"1", IfNoneMatch="*")
+    try:
+        client.put_object(Bucket=bucket, Key="probe", Body=b"2", IfNoneMatch="*")
+        ignores = True
+    except ClientError:
+        ignores = False
+    location = {"pathStyle": True, "endpointUrl": s3_server.endpoint}
+    doc = manifest("cond", f"s3://{bucket}/videos/", f"s3://{bucket}/out/", input=dict(location), output=dict(location))
+    ctx = load_context(write_manifest(tmp_path / "run.yaml", doc))
+    monkeypatch.setattr(lease_module, "_probed", set())
+    with caplog.at_level("WARNING", logger="framesift.jobs.lease"), RunLease(ctx):
+        pass
+    warned = "ignores If-None-Match" in caplog.text
+    assert warned == ignores, caplog.text
+    assert not [k for k in ctx.output.list(".framesift/") if "lease-probe" in k.key]  # the probe is cleaned up
