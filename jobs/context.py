@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 # agrees on what index N means even if the bucket changes meanwhile. (`--video-list FILE` still
 # names a list file explicitly.)
 VIDEO_LIST = "videos.json"
+# Written by a run's last stage when it ends well: only such runs make a video "not new" for
+# --new-only and schedules (a failed run's videos stay new; their inference results are reused).
+SUCCEEDED = "succeeded.json"
 
 
 class InputError(RuntimeError):
@@ -96,16 +99,31 @@ class RunContext:
 
 
 def inferred_elsewhere(output: Storage, run_name: str) -> set[tuple[str, str]]:
-    """(path, content identity) of every video another run over this output inferred: the
-    results' pointers each run writes per video (`.framesift/runs/<run>/videos/`)."""
-    seen: set[tuple[str, str]] = set()
+    """(path, content identity) of every video that another run over this output took part in
+    and that run succeeded: the results' pointers each run writes per video
+    (`.framesift/runs/<run>/videos/`), of the runs whose SUCCEEDED marker exists."""
+    pointers: list[tuple[str, str]] = []
+    succeeded: set[str] = set()
     for obj in output.list(join_key(".framesift", "runs")):
         parts = obj.key.split("/")
-        if len(parts) == 5 and parts[3] == "videos" and parts[2] != run_name and parts[4].endswith(".json"):
-            pointer = json.loads(output.read_text(obj.key))
+        if len(parts) == 4 and parts[3] == SUCCEEDED:
+            succeeded.add(parts[2])
+        elif len(parts) == 5 and parts[3] == "videos" and parts[2] != run_name and parts[4].endswith(".json"):
+            pointers.append((parts[2], obj.key))
+    seen: set[tuple[str, str]] = set()
+    for run, key in pointers:
+        if run in succeeded:
+            pointer = json.loads(output.read_text(key))
             if pointer.get("status") == "ok":
                 seen.add((str(pointer["video"]), str(pointer.get("identity"))))
     return seen
+
+
+def mark_succeeded(ctx: RunContext) -> None:
+    """The run's last stage ended well: its videos are no longer new for later runs."""
+    import time
+
+    ctx.output.write_text(ctx.run_key(SUCCEEDED), json.dumps({"run": ctx.name, "at": time.time()}))
 
 
 def video_list_document(videos: list[ObjectInfo]) -> list[dict[str, object]]:

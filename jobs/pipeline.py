@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from framesift.api.vocabulary import STAGE_NAMES, stages_for
-from framesift.jobs.context import RunContext, freeze_video_list
+from framesift.jobs.context import RunContext, freeze_video_list, mark_succeeded
 from framesift.jobs.convert import ConvertOutcome, convert
 from framesift.jobs.export import run_export
 from framesift.jobs.infer import ModelHolder, VideoOutcome, infer_video
@@ -154,6 +154,8 @@ def run_local(ctx: RunContext, show_progress: bool = True) -> RunSummary:
                 break
             if stage.name == "infer":
                 check_failed_videos(ctx, summary)
+        else:
+            mark_succeeded(ctx)
     return summary
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from framesift.api.shards import MAX_FAILED_VIDEOS_IN_STATUS, index_count, videos_of_index, videos_per_index
 from framesift.api.vocabulary import ExitCode, stages_for
-from framesift.jobs.context import VIDEO_LIST, RunContext, load_context
+from framesift.jobs.context import VIDEO_LIST, RunContext, load_context, mark_succeeded
 from framesift.jobs.convert import write_video_predictions
 from framesift.jobs.infer import ModelHolder, infer_video
 from framesift.jobs.pipeline import STAGE_RUNNERS, RunSummary
@@ -112,4 +112,6 @@ def run_job(stage: str, run_file: str, index: int | None, video_list: str | None
         state = "unchanged" if summary.convert.skipped else "written"
         print(f"convert: {summary.convert.prediction_files} prediction files {state}", file=sys.stderr)
     write_summary(stage_summary(ctx, stage, summary), optional=("perVideoSelected", "failedVideos"))
+    if stage == stages_for(ctx.run.spec.selection is not None)[-1].name:
+        mark_succeeded(ctx)
     return ExitCode.OK

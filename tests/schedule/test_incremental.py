@@ -69,3 +69,24 @@ def test_new_only_runs_infer_only_new_videos_and_keep_the_selections_balanced(tm
     assert "no new videos" in said
     assert not (tmp_path / "out" / ".framesift" / "runs" / "night-3" / "videos").exists()
     assert json.loads(out.read_text(".framesift/runs/night-3/videos.json")) == []
+
+
+def test_videos_of_a_failed_run_stay_new_and_are_not_inferred_again(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    synthetic_video(videos / "h.mp4", frames=24, seed=1)
+    (videos / "bad.mp4").write_bytes(b"not a video" * 50)
+    strict = manifest("fails", "videos/", "out/", selection=selection(2, ["h"]), input={"maxFailedVideos": 0})
+    failed = framesift("run", str(write_manifest(tmp_path / "fails.yaml", strict)), "--no-progress")
+    assert failed.returncode == 1, failed.stderr[-2000:]  # h.mp4 inferred, then the run failed
+    out = open_storage(str(tmp_path / "out"))
+    assert read_pointer(out, "fails", "h.mp4")["status"] == "ok"
+    assert not out.exists(".framesift/runs/fails/succeeded.json")
+    (videos / "bad.mp4").unlink()
+    said = run(tmp_path, "next", 2, ["h"], "--new-only")
+    assert "skipped (inferred by earlier runs" not in said  # h.mp4 is still new: no run with it succeeded
+    assert [p["video"] for p in picks(tmp_path / "out", "next")] == ["h.mp4", "h.mp4"]
+    assert read_pointer(out, "next", "h.mp4")["cacheKey"] == read_pointer(out, "fails", "h.mp4")["cacheKey"]
+    assert out.exists(".framesift/runs/next/succeeded.json")
+    said = run(tmp_path, "after", 2, ["h"], "--new-only")
+    assert "no new videos" in said  # now a run with it succeeded
