@@ -67,6 +67,17 @@ class DiversityStrategy(_Strict):
     type: Literal["DIVERSITY"]
     strength: float = 1.0
     stopping_condition_minimum_distance: float | None = Field(default=None, ge=0)
+    # framesift's opt-ins (not LightlyOne's): a config without them keeps LightlyOne's meaning
+    framesift_exclude_near_duplicates: bool = Field(
+        default=False,
+        description="never pick a frame nearer (frame embeddings) to a pick or a datapool frame than "
+        "1.5 × the mean distance between consecutive frames of a video",
+    )
+    framesift_object_score: Literal["max", "mean"] = Field(
+        default="max",
+        description="object-level DIVERSITY: a frame scores by its newest object (max) or by how new its "
+        "objects are on average (mean: a crowd with one new face does not beat a frame of new objects)",
+    )
 
 
 class SimilarityStrategy(_Strict):

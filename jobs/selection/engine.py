@@ -37,13 +37,16 @@ from framesift.jobs.selection.data import SelectionData
 from framesift.jobs.selection.scores import SCORE_NAMES
 from framesift.jobs.selection.strategies import (
     EPS,
+    NEAR_DUPLICATE_FACTOR,
     Balance,
     BalanceLoss,
     CategoryBalance,
     Diversity,
+    NearDuplicates,
     ObjectDiversity,
     balance_matrix,
     category_balance_rows,
+    consecutive_distance,
     minmax_unit,
     similarity,
     typicality,
@@ -438,7 +441,9 @@ def build_strategies(
             active.append(ConstantScores(label, s.strength, g, raw=raw, max_sum=s.stopping_condition_max_sum))
         elif isinstance(s, DiversityStrategy) and isinstance(entry.input, EmbeddingsInput) and entry.input.task:
             preds, objects = _object_embeddings(data, i, entry.input.task)
-            div_objects = ObjectDiversity(preds.box_frame, objects, len(data), ~alive, datapool)
+            div_objects = ObjectDiversity(
+                preds.box_frame, objects, len(data), ~alive, datapool, rule=s.framesift_object_score
+            )
             classes = [preds.categories.get(int(c), str(c)) for c in preds.box_class]
             boxes = preds.box_xywh if preds.box_xywh is not None else np.zeros((0, 4))
             active.append(
@@ -520,6 +525,20 @@ def _greedy_step(
     return best, {a.label: g_best[a.label] for a in active}  # in the strategies' order
 
 
+def near_duplicates(data: SelectionData, config: SelectionConfig) -> NearDuplicates | None:
+    """The exclusion a DIVERSITY strategy opts into (framesift_exclude_near_duplicates)."""
+    opted = [
+        i
+        for i, e in enumerate(config.strategies)
+        if isinstance(e.strategy, DiversityStrategy) and e.strategy.framesift_exclude_near_duplicates
+    ]
+    if not opted:
+        return None
+    emb = _embeddings(data, opted[0])
+    threshold = NEAR_DUPLICATE_FACTOR * consecutive_distance(emb, data.videos)
+    return NearDuplicates(emb, threshold) if threshold > 0 else None
+
+
 def select(
     data: SelectionData,
     config: SelectionConfig,
@@ -538,6 +557,10 @@ def select(
         if a.constant:
             constant *= _power(a.scores(alive), a.strength)
     changing = [a for a in active if not a.constant]
+    near = near_duplicates(data, config)
+    if near is not None:
+        for row in datapool:
+            near.exclude_near(int(row), alive)
 
     picks: list[Pick] = []
     stopped = f"n_samples reached ({n_target})"
@@ -569,6 +592,8 @@ def select(
             )
         )
         alive[best] = False
+        if near is not None:
+            near.exclude_near(best, alive)
         for a in active:
             a.picked(best)
     return SelectionResult(tag, picks, stopped, n_candidates, n_target, filtered, len(datapool))

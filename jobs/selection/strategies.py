@@ -193,6 +193,40 @@ class Diversity:
         self.d[index] = -1.0
 
 
+NEAR_DUPLICATE_FACTOR = 1.5  # × the mean distance between consecutive frames of a video
+
+
+def consecutive_distance(embeddings: np.ndarray, videos: np.ndarray) -> float:
+    """The mean distance between consecutive frames of the same video (unit embeddings): the
+    input's own scale of "the same moment" (a frame's nearest neighbour is usually the next one)."""
+    same = np.flatnonzero(videos[1:] == videos[:-1]) if len(videos) > 1 else np.zeros(0, np.int64)
+    if not len(same):
+        return 0.0
+    total = 0.0
+    for start in range(0, len(same), BLOCK_ROWS):
+        rows = same[start : start + BLOCK_ROWS]
+        a = embeddings[rows].astype(np.float32, copy=False)
+        b = embeddings[rows + 1].astype(np.float32, copy=False)
+        total += float(np.linalg.norm(a - b, axis=1).sum())
+    return total / len(same)
+
+
+class NearDuplicates:
+    """Opt-in (`framesift_exclude_near_duplicates`): frames within `threshold` of a pick or a
+    datapool frame leave the candidates."""
+
+    def __init__(self, embeddings: np.ndarray, threshold: float):
+        self.x = embeddings
+        self.threshold = threshold
+
+    def exclude_near(self, row: int, alive: np.ndarray) -> None:
+        anchor = self.x[row].astype(np.float32)
+        for rows in row_blocks(len(self.x)):
+            sim = self.x[rows].astype(np.float32, copy=False) @ anchor
+            dist = np.sqrt(np.maximum(2.0 - 2.0 * sim, 0.0))
+            alive[rows] &= dist >= self.threshold
+
+
 class ObjectDiversity:
     """Object-level DIVERSITY (EMBEDDINGS with a task): how new a frame's objects are.
 
@@ -203,8 +237,15 @@ class ObjectDiversity:
     """
 
     def __init__(
-        self, box_frame: np.ndarray, embeddings: np.ndarray, n_frames: int, dead: np.ndarray, datapool: np.ndarray
+        self,
+        box_frame: np.ndarray,
+        embeddings: np.ndarray,
+        n_frames: int,
+        dead: np.ndarray,
+        datapool: np.ndarray,
+        rule: str = "max",
     ):
+        self.rule = rule  # "max": the newest object (LightlyOne-like); "mean": framesift's opt-in
         order = np.argsort(box_frame, kind="stable")
         self.box_index = order  # sorted position → the task's box index (for the report)
         self.position = np.empty_like(order)
@@ -237,7 +278,10 @@ class ObjectDiversity:
     def refresh(self) -> None:
         self.d.fill(0.0)
         has = self.end > self.start
-        if has.any():
+        if has.any() and self.rule == "mean":
+            sums = np.add.reduceat(self.d_obj.astype(np.float64), self.start[has])
+            self.d[has] = sums / (self.end[has] - self.start[has])
+        elif has.any():
             self.d[has] = np.maximum.reduceat(self.d_obj, self.start[has])
         self.d[self.dead] = -1.0  # never the max
 
