@@ -33,6 +33,24 @@ class _NoAliasLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """Refuse a key given twice in one mapping: YAML's last-wins hides typos and merges gone
+        wrong, and kubectl refuses the same file."""
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _value in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping",
+                        node.start_mark,
+                        f"the key {key!r} is given twice (first at line {seen[key].line + 1}): keep one",
+                        key_node.start_mark,
+                    )
+                if isinstance(key, (str, int, float, bool)):
+                    seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
 
 def safe_load_all(text: str) -> list[Any]:
     """Every YAML document in the text, refusing aliases."""
@@ -50,6 +68,10 @@ def load_run(path: str | Path) -> ActiveLearningRun:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise ManifestError(source, [f"cannot read the file: {err.strerror}"]) from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(
+            source, [f"not UTF-8 text (byte {err.start}: {err.object[err.start : err.start + 1]!r}): save it as UTF-8"]
+        ) from None
     try:
         documents = [d for d in safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:

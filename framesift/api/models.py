@@ -237,8 +237,9 @@ class SelectorSpec(ApiModel):
     )
     labeled: str | None = Field(
         default=None,
-        description="frames that already have human labels (a COCO file or a Label Studio export, by URI "
-        "next to the output): they count as datapool, so the selection goes where the labels are not",
+        description="frames that already have human labels (a COCO file or a Label Studio export: "
+        "an s3:// URI read with the output's endpoint and credentials, or a path relative to the manifest's "
+        "folder): they count as datapool, so the selection goes where the labels are not",
     )
     # ----- engine: lightlyone (docs/lightlyone.md) -----
     token: SecretKeyRef | None = Field(default=None, description="the Lightly API token: a Secret and its key")
@@ -256,6 +257,17 @@ class SelectorSpec(ApiModel):
     api_retry_timeout: str = Field(default="5m", description="how long the Lightly API may be unreachable")
     poll_interval: str = Field(default="15s", description="how often the run's state is read from the API")
     shm_size: str = Field(default="1Gi", description="/dev/shm of the Worker pod (docker run --shm-size)")
+
+    @field_validator("labeled")
+    @classmethod
+    def _labels_scheme(cls, value: str | None) -> str | None:
+        scheme = value.split("://", 1)[0].lower() if value and "://" in value else None
+        if scheme not in (None, "s3", "file"):
+            raise ValueError(
+                f"unsupported scheme {scheme}:// — give an s3:// URI or a path (a labels file exported from "
+                "your labelling tool)"
+            )
+        return value
 
     @field_validator("pickup_timeout", "run_timeout", "api_retry_timeout", "poll_interval")
     @classmethod

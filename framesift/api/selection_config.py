@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `n_samples: true` is not 1 and `"4"` is not 4 (as `maxFailedVideos: "3"` is no count)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # ----- inputs -----------------------------------------------------------------------------

@@ -94,3 +94,21 @@ def test_unreadable_and_non_yaml_files(tmp_path: Path) -> None:
     bad.write_text("spec: [unclosed\n")
     with pytest.raises(ManifestError, match="not valid YAML"):
         load_run(bad)
+
+
+def test_manifests_that_would_be_misread_are_refused(doc: dict, tmp_path: Path) -> None:
+    duplicated = tmp_path / "dup.yaml"
+    duplicated.write_text(yaml.safe_dump(doc, sort_keys=False) + "metadata: {name: other}\n")
+    with pytest.raises(ManifestError, match=r"the key 'metadata' is given twice"):
+        load_run(duplicated)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(yaml.safe_dump(doc, sort_keys=False).encode() + "# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match="not UTF-8 text"):
+        load_run(latin1)
+    for bad in (True, "4", 4.0):
+        document = copy.deepcopy(doc)
+        document["spec"]["selection"]["n_samples"] = bad
+        assert any("n_samples" in p for p in problems(document)), bad
+    document = copy.deepcopy(doc)
+    document["spec"].setdefault("selector", {})["labeled"] = "https://labels.example.com/export.json"
+    assert any("unsupported scheme https://" in p for p in problems(document))

@@ -58,3 +58,42 @@ def test_label_studio_exports_name_frames_by_their_urls() -> None:
         {"data": {"image": "s3://bucket/out/frames/cam/b-2-mp4.png"}},
     ]
     assert [_frame_name(r) for r in references(tasks)] == ["cam/a-0-mp4.png", "cam/b-2-mp4.png"]
+
+
+def test_common_label_studio_shapes_match_and_unmatched_labels_are_counted(tmp_path: Path, caplog) -> None:
+    import pytest
+
+    from framesift.jobs.context import load_context
+    from framesift.jobs.labels import labelled_frames
+    from framesift.jobs.selection.sources import SourceError
+    from tests.helpers import manifest, write_manifest
+
+    names = ["gate-06-mp4.png", "q?mark-02-mp4.png", "a b#c-03-mp4.png", "yard-01-mp4.png"]
+    data = SelectionData(
+        file_names=names,
+        videos=np.array(["gate.mp4", "q?mark.mp4", "a b#c.mp4", "yard.mp4"], dtype=object),
+        frame_index=np.array([6, 2, 3, 1]),
+        embeddings=normalize_rows(np.eye(4, dtype=np.float32)),
+        corrupt=np.zeros(4, bool),
+        duplicate_key=np.arange(4).astype(object),
+    )
+    json_min = [
+        {"image": "/data/upload/3/5f1b2c3d-gate-06-mp4.png", "id": 1, "label": []},  # JSON-MIN, upload prefix
+        {"image": "http://localhost:8080/data/local-files/?d=out/frames/q%3Fmark-02-mp4.png"},
+        {"data": {"image": "s3://bucket/out/frames/a b#c-03-mp4.png"}},  # the key whole: '#', ' '
+        {"data": {"image": "s3://bucket/elsewhere/other-99-mp4.png"}},  # another output's frame
+    ]
+    (tmp_path / "labels.json").write_text(json.dumps(json_min))
+    doc = manifest("l", "videos/", "out/", selector={"labeled": "labels.json"})
+    ctx = load_context(write_manifest(tmp_path / "run.yaml", doc))
+    with caplog.at_level("INFO", logger="framesift.jobs.labels"):
+        found = labelled_frames(ctx, data)
+    assert found == sorted(names[:3])
+    assert "3 of 4 labels matched frames of this run; 1 did not" in caplog.text and "other-99" in caplog.text
+    (tmp_path / "labels.json").write_text(json.dumps([{"data": {"image": "s3://b/x/nothing-01-mp4.png"}}]))
+    with pytest.raises(SourceError, match="none of the 1 labels"):
+        labelled_frames(ctx, data)
+    for malformed, said in (({"images": ["a.png", 5]}, r"images\[0\]"), ([{"data": "x"}], "item 0's data")):
+        (tmp_path / "labels.json").write_text(json.dumps(malformed))
+        with pytest.raises(SourceError, match=said):
+            labelled_frames(ctx, data)
