@@ -26,7 +26,7 @@ from framesift.jobs.lease import RunLease
 from framesift.jobs.model import resolve_weights
 from framesift.jobs.progress import format_table, video_bar
 from framesift.jobs.results import read_frame_column
-from framesift.jobs.select import check_engine, run_select
+from framesift.jobs.select import check_engine, check_selection_inputs, run_select
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def preflight(ctx: RunContext) -> None:
     """Everything that can fail cheaply, before hours of inference: videos to read, an output to
     write, weights that exist."""
     check_engine(ctx.run)
+    check_selection_inputs(ctx)
     _ = ctx.videos
     ctx.output.check_writable()
     ctx.output.clean_scratch()

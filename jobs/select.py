@@ -117,6 +117,37 @@ def check_engine(run: ActiveLearningRun) -> None:
             )
 
 
+def check_selection_inputs(ctx: RunContext) -> None:
+    """What the builtin engine would refuse after inference, refused before it: a task the model
+    does not write, an unknown score, an undeclared METADATA key, a labels file that is missing
+    or cannot be read. (LightlyOne's Worker checks its own run.)"""
+    from framesift.api.selection_config import EmbeddingsInput, MetadataInput, PredictionsInput, ScoresInput
+    from framesift.jobs.selection.engine import SelectionConfigError, did_you_mean
+
+    spec = ctx.run.spec
+    if spec.selection is None or spec.selector.engine != "builtin":
+        return
+    task = spec.model.task
+    keys = ["video_name", *(f.name for f in spec.metadata.fields)]
+    problems = []
+    for i, entry in enumerate(spec.selection.strategies):
+        inp = entry.input
+        if isinstance(inp, (ScoresInput, PredictionsInput, EmbeddingsInput)) and inp.task and inp.task != task:
+            problems.append(f"strategies[{i}].input.task: {inp.task!r} is not this run's task (model.task {task!r})")
+        if isinstance(inp, ScoresInput) and inp.score not in SCORE_NAMES:
+            problems.append(
+                f"strategies[{i}].input.score: unknown score {inp.score!r}{did_you_mean(inp.score, list(SCORE_NAMES))}"
+            )
+        if isinstance(inp, MetadataInput) and inp.key not in keys and not inp.key.startswith("lightly."):
+            problems.append(
+                f"strategies[{i}].input.key: unknown metadata key {inp.key!r}{did_you_mean(inp.key, keys)} "
+                "(declare it under spec.metadata.fields)"
+            )
+    if problems:
+        raise SelectionConfigError("spec.selection", problems)
+    labels_digest(ctx)  # a missing or unreadable labels file fails here, not after inference
+
+
 def run_select(ctx: RunContext) -> SelectOutcome:
     spec = ctx.run.spec
     check_engine(ctx.run)

@@ -127,14 +127,14 @@ def _error(i: int, field_path: str, message: str) -> SelectionConfigError:
     return SelectionConfigError("selection_config", [f"strategies[{i}].{field_path}: {message}"])
 
 
-def _suggest(value: str, valid: list[str]) -> str:
+def did_you_mean(value: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(value, valid, n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else f" (available: {', '.join(sorted(valid)) or 'none'})"
 
 
 def _task(data: SelectionData, i: int, task: str) -> Any:
     if task not in data.predictions:
-        raise _error(i, "input.task", f"no predictions for task {task!r}{_suggest(task, list(data.predictions))}")
+        raise _error(i, "input.task", f"no predictions for task {task!r}{did_you_mean(task, list(data.predictions))}")
     return data.predictions[task]
 
 
@@ -145,7 +145,7 @@ def numeric_input(data: SelectionData, i: int, entry: StrategyEntry) -> np.ndarr
     if isinstance(inp, ScoresInput):
         preds = _task(data, i, inp.task)
         if inp.score not in SCORE_NAMES:
-            raise _error(i, "input.score", f"unknown score {inp.score!r}{_suggest(inp.score, list(SCORE_NAMES))}")
+            raise _error(i, "input.score", f"unknown score {inp.score!r}{did_you_mean(inp.score, list(SCORE_NAMES))}")
         return np.asarray(preds.score(n, inp.score), np.float64)
     if isinstance(inp, RandomInput):
         return np.random.default_rng(inp.random_seed).random(n)
@@ -165,7 +165,7 @@ def numeric_input(data: SelectionData, i: int, entry: StrategyEntry) -> np.ndarr
 
 def _metadata(data: SelectionData, i: int, key: str) -> Any:
     if key not in data.metadata:
-        raise _error(i, "input.key", f"unknown metadata key {key!r}{_suggest(key, list(data.metadata))}")
+        raise _error(i, "input.key", f"unknown metadata key {key!r}{did_you_mean(key, list(data.metadata))}")
     return data.metadata[key]
 
 

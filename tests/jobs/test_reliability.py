@@ -484,3 +484,36 @@ def test_an_s3_server_that_ignores_conditional_writes_is_named(
     warned = "ignores If-None-Match" in caplog.text
     assert warned == ignores, caplog.text
     assert not [k for k in ctx.output.list(".framesift/") if "lease-probe" in k.key]  # the probe is cleaned up
+
+
+def test_selection_inputs_and_labels_are_checked_before_inference(tmp_path: Path) -> None:
+    (tmp_path / "videos").mkdir()
+    synthetic_video(tmp_path / "videos" / "a.mp4", frames=5, codec="libx264")
+    diversity = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
+    cases = [
+        (
+            {
+                "input": {"type": "SCORES", "task": "yolov8_detection", "score": "uncertainty_margn"},
+                "strategy": {"type": "WEIGHTS"},
+            },
+            {},
+            "did you mean 'uncertainty_margin'",
+        ),
+        (
+            {
+                "input": {"type": "SCORES", "task": "other_task", "score": "uncertainty_margin"},
+                "strategy": {"type": "WEIGHTS"},
+            },
+            {},
+            "is not this run's task",
+        ),
+        ({"input": {"type": "METADATA", "key": "wether"}, "strategy": {"type": "WEIGHTS"}}, {}, "unknown metadata key"),
+        (diversity, {"labeled": "labels/missing.json"}, "does not exist"),
+    ]
+    for k, (strategy, selector, said) in enumerate(cases):
+        doc = manifest(
+            f"pre{k}", "videos/", f"out{k}/", selection={"n_samples": 2, "strategies": [strategy]}, selector=selector
+        )
+        result = framesift("run", str(write_manifest(tmp_path / f"r{k}.yaml", doc)), "--no-progress")
+        assert result.returncode == 2 and said in result.stderr, (said, result.stderr[-1500:])
+        assert not (tmp_path / f"out{k}" / ".framesift" / "videos").exists(), said  # nothing was inferred
