@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, get_args, get_origin
@@ -115,9 +116,14 @@ def describe(err: ValidationError, root: type[BaseModel], prefix: str = "") -> l
         else:
             message = item["msg"].removeprefix("Value error, ")
             got = item.get("input")
-            shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+            secret = any(SECRET_FIELD.search(str(part)) for part in loc)
+            shown = "" if secret or isinstance(got, dict | list) or got is None else f" (got {got!r})"
             problems.append(f"{where}: {message}{shown}")
     return problems
+
+
+# a field whose value may be a credential: never echoed back in an error
+SECRET_FIELD = re.compile(r"token|secret|password|credential|api_?key", re.IGNORECASE)
 
 
 def validate_or_raise(model: type[BaseModel], data: Any, source: str, prefix: str = "") -> Any:

@@ -8,6 +8,7 @@ load it.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from typing import Any
@@ -47,6 +48,14 @@ def _first_line(err: Exception) -> str:
 
 
 def _config_problem(model: str, cfg: dict[str, Any]) -> str | None:
+    fields = list(getattr(getattr(_models(), model), "__fields__", {}))
+    unknown = [key for key in cfg if fields and key not in fields]
+    if unknown:  # said in the manifest's own snake_case, with the nearest valid key
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}"
     try:
         getattr(_models(), model).from_dict(to_camel(cfg))
     except (ValueError, TypeError) as err:

@@ -230,6 +230,13 @@ class LightlyDatasource(ApiModel):
 LIGHTLY_WORKER_IMAGE = "lightly/worker:2.11.0"  # the Worker line that reads the client's V4 configs
 
 
+# an OCI image reference: [registry[:port]/]path[:tag][@digest], lower-case path components
+IMAGE_REFERENCE = (
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
 class SelectorSpec(ApiModel):
     engine: Literal["builtin", "lightlyone"] = "builtin"
     datapool: bool = Field(
@@ -243,7 +250,7 @@ class SelectorSpec(ApiModel):
     )
     # ----- engine: lightlyone (docs/lightlyone.md) -----
     token: SecretKeyRef | None = Field(default=None, description="the Lightly API token: a Secret and its key")
-    worker_image: str = Field(default=LIGHTLY_WORKER_IMAGE, min_length=1)
+    worker_image: str = Field(default=LIGHTLY_WORKER_IMAGE, min_length=1, pattern=IMAGE_REFERENCE)
     server_location: str | None = Field(
         default=None, description="the Lightly API (LIGHTLY_SERVER_LOCATION); default https://api.lightly.ai"
     )
@@ -427,18 +434,27 @@ class RunSpec(ApiModel):
                 )
             elif location.endpoint_url and not lightlyone.ENDPOINT_PATTERN.match(location.endpoint_url):
                 problems.append(f"spec.{where}.endpointUrl: LightlyOne's OBS datasource needs http(s)://host")
-            region = (self.selector.datasource.region if self.selector.datasource else None) or location.region
+            delegated = self.selector.datasource.region if self.selector.datasource else None
+            region = delegated or location.region
+            field = "spec.selector.datasource.region" if delegated else f"spec.{where}.region"
             if not location.endpoint_url and region and region not in lightlyone.s3_regions():
-                problems.append(
-                    f"spec.{where}.region: LightlyOne does not list the S3 region {region!r} "
+                said = (
+                    f"{field}: LightlyOne does not list the S3 region {region!r} "
                     f"(it lists {', '.join(lightlyone.s3_regions())})"
                 )
+                if said not in problems:
+                    problems.append(said)
         if self.selector.datasource and any(loc.endpoint_url for loc in (self.input, self.output)):
             problems.append(
                 "spec.selector.datasource: delegated access (an IAM role) is for AWS S3; a custom endpoint "
                 "becomes LightlyOne's OBS datasource with the credentials Secret's keys: drop datasource"
             )
         if self.selection is not None:
+            for key in self.selection.framesift_opt_ins():
+                problems.append(
+                    f"spec.selection.{key}: framesift's own opt-in (builtin engine); a LightlyOne Worker does not "
+                    "know it: drop it, or use engine builtin"
+                )
             problem = lightlyone.selection_config_problem(self.selection.lightly_document())
             if problem:
                 problems.append(f"spec.selection: LightlyOne's client refuses it: {problem}")

@@ -81,6 +81,13 @@ class DiversityStrategy(_Strict):
     )
 
 
+# framesift's opt-in keys (DiversityStrategy) and their defaults: LightlyOne knows none of them
+FRAMESIFT_OPT_IN_DEFAULTS: dict[str, Any] = {
+    "framesift_exclude_near_duplicates": False,
+    "framesift_object_score": "max",
+}
+
+
 class SimilarityStrategy(_Strict):
     type: Literal["SIMILARITY"]
     strength: float = 1.0
@@ -199,4 +206,16 @@ class SelectionConfig(_Strict):
         """The selection_config as its author wrote it (the keys they set, snake_case): what a
         LightlyOne Worker receives, verbatim."""
         document: dict[str, Any] = self.model_dump(mode="json", exclude_unset=True)
+        for entry in document["strategies"]:  # framesift's opt-ins at their defaults mean nothing to LightlyOne
+            defaults = FRAMESIFT_OPT_IN_DEFAULTS
+            entry["strategy"] = {k: v for k, v in entry["strategy"].items() if not (k in defaults and defaults[k] == v)}
         return document
+
+    def framesift_opt_ins(self) -> list[str]:
+        """`strategies[i].strategy.<key>` of every framesift opt-in set to something other than its default."""
+        out = []
+        for i, entry in enumerate(self.strategies):
+            for key, default in FRAMESIFT_OPT_IN_DEFAULTS.items():
+                if getattr(entry.strategy, key, default) != default:
+                    out.append(f"strategies[{i}].strategy.{key}")
+        return out

@@ -137,3 +137,17 @@ def test_status_lines_and_pod_descriptions() -> None:
     pod = {"metadata": {"name": "p"}, "status": {"phase": "Pending", "containerStatuses": [{"state": waiting}]}}
     assert describe_pod([pod]) == 'ImagePullBackOff: Back-off pulling image "w:1"'
     assert describe_pod([]).startswith("not created yet")
+
+
+def test_admission_names_the_right_field_suggests_keys_and_never_echoes_a_token() -> None:
+    datasource = {**example()["spec"]["selector"]["datasource"], "region": "moon-1"}
+    assert "spec.selector.datasource.region: LightlyOne does not list the S3 region 'moon-1'" in problems(
+        example(datasource=datasource)
+    )
+    said = problems(example(workerConfig={"shutdwn_when_job_finished": True}))
+    assert "unknown key 'shutdwn_when_job_finished' (did you mean 'shutdown_when_job_finished'?)" in said
+    assert "shutdwnWhenJobFinished" not in said
+    said = problems(example(token="planted-secret-123"))  # a token inline instead of a Secret reference
+    assert "spec.selector.token" in said and "planted-secret-123" not in said
+    assert "spec.selector.workerImage" in problems(example(workerImage="Not An Image!"))
+    parse_run(example(workerImage="registry.example.com:5000/lightly/worker:v2.1@sha256:" + "a" * 64), "x")
