@@ -10,6 +10,7 @@ from pathlib import Path
 
 from framesift.api.manifest import load_run
 from framesift.api.models import ActiveLearningRun
+from framesift.jobs.published import ReplacedVideo, check_not_replaced
 from framesift.jobs.storage import LocalStorage, ObjectInfo, Storage, join_key, open_storage
 from framesift.jobs.video import list_videos, name_collisions
 
@@ -83,6 +84,10 @@ class RunContext:
                 f"spec.input: no videos under {self.input.uri} match include={spec.include} "
                 f"exclude={spec.exclude} (video files end in .mp4 .m4v .hevc .mpg .mpeg .avi .mov .webm)"
             )
+        try:
+            check_not_replaced(self.output, videos)
+        except ReplacedVideo as err:
+            raise InputError(str(err)) from None
         if self.new_only or spec.new_only:
             seen = inferred_elsewhere(self.output, self.name)
             self.already_inferred = [v.key for v in videos if (v.key, v.identity) in seen]

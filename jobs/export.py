@@ -22,9 +22,10 @@ from typing import Any
 import cv2
 
 from framesift.jobs.collect import StageOrderError, load_ok_results, run_entries
-from framesift.jobs.context import RunContext
+from framesift.jobs.context import InputError, RunContext
 from framesift.jobs.formats import coco, labelstudio
 from framesift.jobs.formats.detections import Box, FrameRecord
+from framesift.jobs.published import ReplacedVideo, check_not_replaced, record_published
 from framesift.jobs.results import StoredResults, VideoResults
 from framesift.jobs.storage import prefetch_map, process_temp_dir
 from framesift.jobs.video import extract_frames
@@ -125,7 +126,13 @@ def run_export(ctx: RunContext, stage_seconds: dict[str, float] | None = None) -
     by_video: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for pick in selection["selected"]:
         by_video[pick["video"]].append(pick)
+    picked_videos = [e.video for e in entries if e.video.key in by_video]
+    try:  # a run started from a stored list did not list the input itself: check here too
+        check_not_replaced(ctx.output, picked_videos)
+    except ReplacedVideo as err:
+        raise InputError(str(err)) from None
     _write_frames(ctx, by_video, results)
+    record_published(ctx.output, picked_videos, ctx.name)
 
     categories = {int(k): v for k, v in all_results[0].manifest["categories"].items()} if all_results else {}
     picked = [results[video] for video in sorted(by_video)]  # boxes of the picked videos only

@@ -517,3 +517,23 @@ def test_selection_inputs_and_labels_are_checked_before_inference(tmp_path: Path
         result = framesift("run", str(write_manifest(tmp_path / f"r{k}.yaml", doc)), "--no-progress")
         assert result.returncode == 2 and said in result.stderr, (said, result.stderr[-1500:])
         assert not (tmp_path / f"out{k}" / ".framesift" / "videos").exists(), said  # nothing was inferred
+
+
+def test_a_clip_replaced_under_the_same_name_is_refused_before_it_overwrites_published_frames(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "videos").mkdir()
+    synthetic_video(tmp_path / "videos" / "yard.mp4", frames=12, seed=1, codec="libx264")
+    selection = {"n_samples": 2, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    first = write_manifest(tmp_path / "a.yaml", manifest("first", "videos/", "out/", selection=selection))
+    assert framesift("run", str(first), "--no-progress").returncode == 0
+    frames = {p.name: p.read_bytes() for p in (tmp_path / "out" / "frames").glob("*.png")}
+    again = write_manifest(tmp_path / "b.yaml", manifest("second", "videos/", "out/", selection=selection))
+    assert framesift("run", str(again), "--no-progress").returncode == 0  # the same clip: fine
+    synthetic_video(tmp_path / "videos" / "yard.mp4", frames=30, seed=7, codec="libx264")  # another clip
+    third = write_manifest(tmp_path / "c.yaml", manifest("third", "videos/", "out/", selection=selection))
+    result = framesift("run", str(third), "--no-progress")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "yard.mp4 (now 'size:" in result.stderr and "give the new clips new names" in result.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "frames").glob("*.png")} == frames
+    assert not (tmp_path / "out" / ".framesift" / "runs" / "third" / "videos").exists()  # nothing inferred
