@@ -13,7 +13,7 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from framesift import __version__
 from framesift.jobs import results
 from framesift.jobs.context import RunContext
 from framesift.jobs.model import FrameDetections, LoadedModel, OnePassDetector, load_model, weights_fingerprint
-from framesift.jobs.quality import frame_quality
+from framesift.jobs.quality import RowStats, frame_measures, with_neighbours
 from framesift.jobs.storage import ObjectInfo, process_temp_dir
 from framesift.jobs.video import DecodedFrame, DecodeLog, VideoError, decode, probe
 
@@ -62,13 +62,18 @@ _END = object()
 
 
 def _producer(path: Path, stride: int, out: queue.Queue[Any], dlog: DecodeLog, stop: threading.Event) -> None:
-    try:
+    def measured() -> Iterator[tuple[tuple[DecodedFrame, float, float], RowStats]]:
         for frame in decode(path, stride, dlog):
-            q = frame_quality(frame.image)
+            stats, sharpness, brightness = frame_measures(frame.image)
+            yield (frame, sharpness, brightness), stats
+
+    try:
+        # the corruptness ratio needs the next frame (a letterbox is in the neighbours too)
+        for (frame, sharpness, brightness), ratio in with_neighbours(measured()):
             digest = hashlib.blake2b(np.ascontiguousarray(frame.image).data, digest_size=16).hexdigest()
             while not stop.is_set():
                 try:
-                    out.put(_Item(frame, (q.uniform_row_ratio, q.sharpness, q.brightness), digest), timeout=0.5)
+                    out.put(_Item(frame, (ratio, sharpness, brightness), digest), timeout=0.5)
                     break
                 except queue.Full:
                     continue

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import av
@@ -537,3 +539,45 @@ def test_a_clip_replaced_under_the_same_name_is_refused_before_it_overwrites_pub
     assert "yard.mp4 (now 'size:" in result.stderr and "give the new clips new names" in result.stderr
     assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "frames").glob("*.png")} == frames
     assert not (tmp_path / "out" / ".framesift" / "runs" / "third" / "videos").exists()  # nothing inferred
+
+
+def test_a_lost_slice_at_the_edge_is_damage_while_a_letterbox_is_not(real_videos: Path, tmp_path: Path) -> None:
+    """A damaged stream blacks out a band at the top or bottom of a single frame; a letterbox is
+    the same bars in every frame. Both clips made from a real one, encoded and decoded."""
+    from framesift.jobs.infer import _END, _producer
+
+    source = [f.image for f in decode(real_videos / "vtest.avi", stride=4)][:30]
+    height = source[0].shape[0]
+    lost = [image.copy() for image in source]
+    for k, rows in ((8, slice(0, height // 4)), (19, slice(height - height // 5, height))):  # top, bottom
+        lost[k][rows] = 0
+    boxed = [image.copy() for image in source]
+    for image in boxed:
+        image[: height // 8] = 0
+        image[height - height // 8 :] = 0
+
+    def ratios(images: list[np.ndarray], name: str) -> list[float]:
+        path = tmp_path / name
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("libx264", rate=10)
+            assert isinstance(stream, av.VideoStream)
+            stream.width, stream.height, stream.pix_fmt = images[0].shape[1], height, "yuv420p"
+            stream.options = {"crf": "18"}
+            for image in images:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        items: queue.Queue = queue.Queue()
+        _producer(path, 1, items, DecodeLog(), threading.Event())  # the path inference takes
+        got = []
+        while (item := items.get()) is not _END:
+            assert not isinstance(item, BaseException), item
+            got.append(item.quality[0])
+        return got
+
+    threshold = 0.1  # the default quality.corruptionThreshold
+    damaged = ratios(lost, "lost.mp4")
+    assert damaged[8] > 0.2 and damaged[19] > 0.15, damaged
+    assert max(r for k, r in enumerate(damaged) if k not in (8, 19)) < threshold, damaged
+    assert max(ratios(boxed, "boxed.mp4")) < threshold
