@@ -12,7 +12,7 @@ from framesift.api.manifest import load_run
 from framesift.api.models import ActiveLearningRun
 from framesift.jobs.published import ReplacedVideo, check_not_replaced
 from framesift.jobs.storage import LocalStorage, ObjectInfo, Storage, join_key, open_storage
-from framesift.jobs.video import list_videos, name_collisions
+from framesift.jobs.video import DERIVED_NAME_EXTRA, MAX_NAME_BYTES, list_videos, name_collisions, names_too_long
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,14 @@ class RunContext:
             raise InputError(
                 f"spec.input: videos that differ only in their extension share one LightlyOne name ({pairs}); "
                 "rename one of each, or leave one out with spec.input.exclude"
+            )
+        too_long = names_too_long(videos)
+        if too_long:
+            raise InputError(
+                f"spec.input: {len(too_long)} video name(s) too long for the frame and prediction files made "
+                f"from them (at most {MAX_NAME_BYTES - DERIVED_NAME_EXTRA} bytes of file name): "
+                f"{', '.join(repr(k[:60] + '…') for k in too_long[:3])}; rename them, or leave them out with "
+                "spec.input.exclude"
             )
         if not videos:
             raise InputError(

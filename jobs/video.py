@@ -92,6 +92,16 @@ def name_collisions(videos: list[ObjectInfo]) -> list[tuple[str, list[str]]]:
 
 # ----- names --------------------------------------------------------------------------------
 
+MAX_NAME_BYTES = 255  # a file name (one path part) on ext4, XFS, APFS, NTFS; S3 keys are longer
+# the longest file name framesift derives from a video's (a frame: <stem>-<index up to 9
+# digits>-<ext>.<image or prediction suffix>)
+DERIVED_NAME_EXTRA = len("-123456789-") + len(".json")
+
+
+def names_too_long(videos: list[ObjectInfo]) -> list[str]:
+    """Videos whose frame and prediction file names would exceed MAX_NAME_BYTES."""
+    return [v.key for v in videos if len(posixpath.basename(v.key).encode()) + DERIVED_NAME_EXTRA > MAX_NAME_BYTES]
+
 
 def frame_stem(video_key: str, index: int, n_frames: int) -> str:
     """`dir/clip.avi`, frame 7 of 795 → `dir/clip-007-avi` (SELECTION.md §1)."""

@@ -581,3 +581,15 @@ def test_a_lost_slice_at_the_edge_is_damage_while_a_letterbox_is_not(real_videos
     assert damaged[8] > 0.2 and damaged[19] > 0.15, damaged
     assert max(r for k, r in enumerate(damaged) if k not in (8, 19)) < threshold, damaged
     assert max(ratios(boxed, "boxed.mp4")) < threshold
+
+
+def test_a_video_name_too_long_for_its_frame_files_is_refused_at_listing(tmp_path: Path) -> None:
+    (tmp_path / "videos").mkdir()
+    synthetic_video(tmp_path / "videos" / "ok.mp4", frames=5, codec="libx264")
+    long_name = "c" * 240 + ".mp4"  # a valid file name; its frames' names would not be
+    synthetic_video(tmp_path / "videos" / long_name, frames=5, codec="libx264")
+    run_file = write_manifest(tmp_path / "run.yaml", manifest("long", "videos/", "out/"))
+    result = framesift("run", str(run_file), "--no-progress")
+    assert result.returncode == 2 and "too long for the frame and prediction files" in result.stderr, result.stderr
+    assert "spec.input.exclude" in result.stderr
+    assert not (tmp_path / "out" / ".framesift" / "videos").exists()  # refused before any inference
