@@ -75,5 +75,6 @@ def main(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     loop.plot(result, out.with_suffix(".png"))
+    out.with_suffix(".md").write_text(loop.markdown_table(result))
     print(json.dumps({"out": str(out), "plot": str(out.with_suffix(".png")), "goals": result["goals"]}, indent=1))
     return ExitCode.OK

@@ -13,6 +13,7 @@ Every finished (seed, method, round) is kept under the work folder: a rerun goes
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import time
@@ -82,6 +83,15 @@ def selection_config(method: str, budget: int) -> dict[str, Any]:
         raise ValueError(f"{method} is not a selection_config method")
     config["n_samples"] = budget
     return dict(config)
+
+
+def method_key(method: str, budget: int) -> str:
+    """The method's name in the ledger; with its selection_config's digest, so an edited config
+    is measured anew instead of reusing another config's rounds."""
+    if method in ("random", "uniform"):
+        return method
+    text = json.dumps(selection_config(method, budget), sort_keys=True)
+    return f"{method}@{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def config_task(config: dict[str, Any]) -> str:
@@ -303,7 +313,7 @@ def run_benchmark(plan: Plan, work: Path) -> dict[str, Any]:
         for method in plan.methods:
             labelled, model, history = list(seed_set), model0, [record0]
             for rnd in range(1, plan.rounds + 1):
-                key = f"s{seed}/{method}/round{rnd}"
+                key = f"s{seed}/{method_key(method, plan.budget)}/round{rnd}"
                 done = ledger.get(key)
                 if done is not None and (work / "models" / key / "model.pt").exists():
                     labelled = _frames_of(pool, done["frames"])
@@ -385,6 +395,24 @@ def goals(methods: dict[str, Any]) -> dict[str, Any]:
     reached = [n for n, m in rec if m >= target]
     out["labelsToReachRandomFinal"] = round(min(reached) / target_n, 3) if reached else None
     return out
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """Per method and round: labelled frames, mAP50-95 and mAP50 (mean ± sd over seeds), and the
+    intrinsic measures (means)."""
+    lines = [
+        "| method | labelled | mAP50-95 | mAP50 | cover radius | near-duplicate pairs | tracks covered | rare class |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for method, entry in result["methods"].items():
+        for r in entry["rounds"]:
+            lines.append(
+                f"| {method} | {r['labelled']} | {r['map50_95']['mean']:.3f} ± {r['map50_95']['sd']:.3f} "
+                f"| {r['map50']['mean']:.3f} ± {r['map50']['sd']:.3f} | {r['coverRadius']['mean']:.3f} "
+                f"| {r['nearDuplicatePairs']['mean']:.1f} | {100 * r['trackCoverage']['mean']:.0f} % "
+                f"| {100 * r['rareClassRecall']['mean']:.0f} % |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def plot(result: dict[str, Any], dest: Path) -> None:

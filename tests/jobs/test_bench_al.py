@@ -107,6 +107,8 @@ def test_bench_al_quick_runs_the_whole_loop(tmp_path: Path) -> None:
             assert 0.0 <= entry["trackCoverage"]["mean"] <= 1.0
     assert "bench al: seed 0, recommended, round 1/1" in result.stderr  # progress as log lines
     assert (tmp_path / "al.png").stat().st_size > 0
+    table = (tmp_path / "al.md").read_text().splitlines()
+    assert len(table) == 2 + 2 * len(METHODS) and table[2].startswith("| random | 8 |")
     ledger = [json.loads(line) for line in (tmp_path / "al-work" / "ledger.jsonl").read_text().splitlines()]
     for entry in ledger:
         frames = entry["record"]["frames"]
