@@ -198,6 +198,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         print(json.dumps(bench_operator(args.videos), indent=1))
         return ExitCode.OK
+    if args.bench == "picks":
+        from framesift.jobs.bench_al.intrinsic import measure_run
+
+        print(json.dumps(measure_run(args.run, args.n), indent=1))
+        return ExitCode.OK
     if args.bench == "al":
         from framesift.jobs.bench_al.command import main as bench_al
 
@@ -367,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
             "al", help="active learning: retrain a detector on each method's picks, mAP on held-out videos"
         )
     )
+    bench_picks = bench_sub.add_parser(
+        "picks", help="a finished run's frames: cover radius and near-duplicates of random, uniform and configs"
+    )
+    bench_picks.add_argument("run", help="an ActiveLearningRun whose inference has run (framesift run)")
+    bench_picks.add_argument("--n", type=positive_int, default=40, help="frames to pick")
     bench.set_defaults(func=cmd_bench)
 
     return parser

@@ -113,6 +113,22 @@ def test_bench_al_quick_runs_the_whole_loop(tmp_path: Path) -> None:
     for entry in ledger:
         frames = entry["record"]["frames"]
         assert len(frames) == len(set(frames)), entry["key"]  # no frame labelled twice
+    # the same pool's frames, no retraining: every way of picking measured on the reference run
+    picks = subprocess.run(
+        [FRAMESIFT, "bench", "picks", str(tmp_path / "al-work" / "reference" / "run.yaml"), "--n", "8"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert picks.returncode == 0, picks.stderr[-3000:]
+    measured = json.loads(picks.stdout)
+    assert measured["frames"] == 180 and measured["picks"] == 8
+    assert {"uniform in time", "frame DIVERSITY", "object DIVERSITY (mean, opt-in)", "recommended"} <= set(
+        measured["table"]
+    )
+    for name, row in measured["table"].items():
+        assert 0.0 <= row["coverRadius"] <= 2.0 and row["nearDuplicatePairs"] <= 28, name
     # a rerun goes on from the finished rounds: same numbers, nothing trained again
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
