@@ -133,10 +133,13 @@ def inferred_elsewhere(output: Storage, run_name: str) -> set[tuple[str, str]]:
 
 
 def mark_succeeded(ctx: RunContext) -> None:
-    """The run's last stage ended well: its videos are no longer new for later runs."""
+    """The run's last stage ended well: its videos are no longer new for later runs. Written once:
+    a rerun that changes nothing leaves the output as it was."""
     import time
 
-    ctx.output.write_text(ctx.run_key(SUCCEEDED), json.dumps({"run": ctx.name, "at": time.time()}))
+    key = ctx.run_key(SUCCEEDED)
+    if not ctx.output.exists(key):
+        ctx.output.write_text(key, json.dumps({"run": ctx.name, "at": time.time()}))
 
 
 def video_list_document(videos: list[ObjectInfo]) -> list[dict[str, object]]:

@@ -117,7 +117,13 @@ def strategy_label(i: int, entry: StrategyEntry) -> str:
         MetadataInput: lambda: f"metadata/{inp.key}",  # type: ignore[union-attr]
         RandomInput: lambda: f"random/{inp.random_seed}",  # type: ignore[union-attr]
     }[type(inp)]()
-    return f"{i}:{entry.strategy.type}:{what}"
+    rules = []  # framesift's opt-ins, named where each pick's scores are (selected.json, the report)
+    if getattr(entry.strategy, "framesift_exclude_near_duplicates", False):
+        rules.append("no near-duplicates")
+    if getattr(entry.strategy, "framesift_object_score", "max") != "max":
+        rules.append(f"objects by {entry.strategy.framesift_object_score}")  # type: ignore[union-attr]
+    kind = f"{entry.strategy.type}[{', '.join(rules)}]" if rules else entry.strategy.type
+    return f"{i}:{kind}:{what}"
 
 
 # ----- reading an input --------------------------------------------------------------------
