@@ -83,7 +83,8 @@ def test_every_selection_method_has_a_valid_config_for_the_benchmark() -> None:
     demo = selection_config("demo", 5)
     (balance,) = [e for e in demo["strategies"] if e["input"].get("name") == "CLASS_DISTRIBUTION"]
     assert balance["strategy"]["target"]["dog"] == 0.5
-    assert config_task(selection_config("recommended", 5)) == "fall_detection"
+    recommended = selection_config("recommended", 5)  # reads no predictions: any model.task
+    assert not [e for e in recommended["strategies"] if e["input"].get("task")]
 
 
 @pytest.mark.slow
