@@ -299,23 +299,23 @@ class SelectorSpec(ApiModel):
             )
         return value
 
-    @field_validator("worker_config")
-    @classmethod
-    def _worker_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
-        if cfg.get("shutdown_when_job_finished") is False:
-            raise ValueError("shutdown_when_job_finished must stay true: the Worker Job ends with its LightlyOne run")
-        problem = lightlyone.worker_config_problem(cfg) if cfg else None
-        if problem:
-            raise ValueError(f"LightlyOne's client refuses it: {problem}")
-        return cfg
-
-    @field_validator("lightly_config")
-    @classmethod
-    def _lightly_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
-        problem = lightlyone.lightly_config_problem(cfg) if cfg else None
-        if problem:
-            raise ValueError(f"LightlyOne's client refuses it: {problem}")
-        return cfg
+    def config_problems(self) -> list[str]:
+        """What LightlyOne's client refuses in workerConfig and lightlyConfig (checked with the
+        run's other LightlyOne problems, so one admission names them all)."""
+        problems = []
+        if self.worker_config.get("shutdown_when_job_finished") is False:
+            problems.append(
+                "spec.selector.workerConfig: shutdown_when_job_finished must stay true: the Worker Job ends with "
+                "its LightlyOne run"
+            )
+        for field, cfg, check in (
+            ("workerConfig", self.worker_config, lightlyone.worker_config_problem),
+            ("lightlyConfig", self.lightly_config, lightlyone.lightly_config_problem),
+        ):
+            problem = check(cfg) if cfg else None
+            if problem:
+                problems.append(f"spec.selector.{field}: LightlyOne's client refuses it: {problem}")
+        return problems
 
     @model_validator(mode="after")
     def _lightlyone_needs_token(self) -> SelectorSpec:
@@ -425,7 +425,7 @@ class RunSpec(ApiModel):
         """LightlyOne's datasources are buckets; what its client cannot express is refused here."""
         if self.selector.engine != "lightlyone":
             return self
-        problems = []
+        problems = self.selector.config_problems()
         for where, location in (("input", self.input), ("output", self.output)):
             if not location.uri.startswith("s3://"):
                 problems.append(

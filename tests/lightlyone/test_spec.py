@@ -151,3 +151,10 @@ def test_admission_names_the_right_field_suggests_keys_and_never_echoes_a_token(
     assert "spec.selector.token" in said and "planted-secret-123" not in said
     assert "spec.selector.workerImage" in problems(example(workerImage="Not An Image!"))
     parse_run(example(workerImage="registry.example.com:5000/lightly/worker:v2.1@sha256:" + "a" * 64), "x")
+
+
+def test_one_admission_names_every_lightlyone_problem() -> None:
+    doc = example(workerConfig={"shutdwn_when_job_finished": True})
+    doc["spec"]["output"] = {"uri": "file:///data/out/"}
+    said = problems(doc)
+    assert "spec.selector.workerConfig" in said and "spec.output.uri: engine lightlyone reads and writes" in said
