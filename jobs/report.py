@@ -174,6 +174,20 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
+def _rules_text(ctx: RunContext) -> str:
+    """Which config scored the picks: framesift's recommended one, or the run's own, with the
+    framesift opt-ins it uses (a config without them means what LightlyOne documents)."""
+    config = ctx.run.spec.selection
+    if config is None:
+        return "none"
+    if config.is_recommended():
+        return "framesift's recommended config (docs/selection.md, examples/recommended_selection_config.json)"
+    opt_ins = config.framesift_opt_ins()
+    return "the run's own config" + (
+        f", with framesift's opt-ins {', '.join(opt_ins)}" if opt_ins else " (LightlyOne's meaning)"
+    )
+
+
 def _corrupt_text(data: SelectionData) -> str:
     reasons = "; ".join(f"{reason}: {count}" for reason, count in data.corrupt_reasons.items() if count)
     return f"{int(data.corrupt.sum())}" + (f" ({reasons})" if reasons else "")
@@ -197,6 +211,7 @@ def summary_rows(
         ["candidates", selection["candidates"]],
         ["frames selected", len(selection["selected"])],
         ["stopped because", selection["stoppedBecause"]],
+        ["selection rules", _rules_text(ctx)],
         ["filtered", ", ".join(f"{k}: {v}" for k, v in selection["filtered"].items())],
     ]
     rows += [[f"failed video {e.video.key}", e.reason] for e in failed]

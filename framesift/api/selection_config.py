@@ -88,6 +88,14 @@ FRAMESIFT_OPT_IN_DEFAULTS: dict[str, Any] = {
 }
 
 
+# framesift's recommended strategies (docs/selection.md; examples/recommended_selection_config.json
+# holds the same, a test keeps them equal): the report names a run that uses them
+RECOMMENDED_STRATEGIES: list[dict[str, Any]] = [
+    {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY", "framesift_exclude_near_duplicates": True}},
+    {"input": {"type": "METADATA", "key": "video_name"}, "strategy": {"type": "BALANCE", "distribution": "UNIFORM"}},
+]
+
+
 class SimilarityStrategy(_Strict):
     type: Literal["SIMILARITY"]
     strength: float = 1.0
@@ -210,6 +218,13 @@ class SelectionConfig(_Strict):
             defaults = FRAMESIFT_OPT_IN_DEFAULTS
             entry["strategy"] = {k: v for k, v in entry["strategy"].items() if not (k in defaults and defaults[k] == v)}
         return document
+
+    def is_recommended(self) -> bool:
+        """The strategies are framesift's recommended ones (any n_samples)."""
+        return self.lightly_document()["strategies"] == [
+            SelectionConfig.model_validate({"n_samples": 1, "strategies": [e]}).lightly_document()["strategies"][0]
+            for e in RECOMMENDED_STRATEGIES
+        ]
 
     def framesift_opt_ins(self) -> list[str]:
         """`strategies[i].strategy.<key>` of every framesift opt-in set to something other than its default."""

@@ -137,3 +137,15 @@ def test_bench_al_quick_runs_the_whole_loop(tmp_path: Path) -> None:
     assert "pretraining" not in again.stderr and len(ledger) == len(
         (tmp_path / "al-work" / "ledger.jsonl").read_text().splitlines()
     )
+
+
+def test_the_recommended_config_file_is_the_one_the_report_names() -> None:
+    import json as json_module
+
+    from framesift.api.selection_config import SelectionConfig
+    from framesift.jobs.bench_al.loop import EXAMPLES
+
+    recommended = json_module.loads((EXAMPLES / "recommended_selection_config.json").read_text())
+    assert SelectionConfig.model_validate(recommended).is_recommended()
+    assert SelectionConfig.model_validate({**recommended, "n_samples": 7}).is_recommended()
+    assert not SelectionConfig.model_validate(selection_config("frame_diversity", 7)).is_recommended()
