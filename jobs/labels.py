@@ -118,14 +118,15 @@ def labelled_frames(ctx: RunContext, data: SelectionData) -> list[str]:
     if not uri:
         return []
     labels = references(_read(ctx, uri))
+    candidates_of = [frame_name_candidates(reference) for reference in labels]
+    exact = data.rows_of({c for candidates in candidates_of for c in candidates})
     found: set[int] = set()
     unmatched: list[str] = []
     videos_by_base: dict[str, list[str]] | None = None
-    for reference in labels:
-        candidates = frame_name_candidates(reference)
-        exact = data.rows_of(candidates)
-        if exact:
-            found.add(next(exact[c] for c in candidates if c in exact))
+    for reference, candidates in zip(labels, candidates_of, strict=True):
+        hit = next((exact[c] for c in candidates if c in exact), None)
+        if hit is not None:
+            found.add(hit)
             continue
         if videos_by_base is None:
             videos_by_base = {}

@@ -65,6 +65,7 @@ class RunLease:
         self.host = socket.gethostname()
         self.key = ctx.run_key("lease.json")
         self.holder = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.pid_start = process_start(os.getpid())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,7 +74,7 @@ class RunLease:
             "holder": self.holder,
             "host": self.host,
             "pid": os.getpid(),
-            "pidStart": process_start(os.getpid()),
+            "pidStart": self.pid_start,
             "expires": time.time() + self.ttl,
         }
         return json.dumps(doc).encode()

@@ -43,8 +43,11 @@ class Redactor:
         return text
 
     def install(self) -> None:
-        """Redact everything this process says from now on (idempotent per secret set)."""
-        if any(r.secrets == self.secrets for r in _installed):
+        """Redact everything this process says from now on. Nothing more is installed when every
+        secret is covered already (the CLI installs the environment's; the LightlyOne stage asks
+        again for its token): each record and write would otherwise be redacted twice."""
+        covered = {s for r in _installed for s in r.secrets}
+        if _installed and set(self.secrets) <= covered:
             return
         _installed.append(self)
         _install_record_factory(self)

@@ -118,10 +118,11 @@ def strategy_label(i: int, entry: StrategyEntry) -> str:
         RandomInput: lambda: f"random/{inp.random_seed}",  # type: ignore[union-attr]
     }[type(inp)]()
     rules = []  # framesift's opt-ins, named where each pick's scores are (selected.json, the report)
-    if getattr(entry.strategy, "framesift_exclude_near_duplicates", False):
-        rules.append("no near-duplicates")
-    if getattr(entry.strategy, "framesift_object_score", "max") != "max":
-        rules.append(f"objects by {entry.strategy.framesift_object_score}")  # type: ignore[union-attr]
+    if isinstance(entry.strategy, DiversityStrategy):
+        if entry.strategy.framesift_exclude_near_duplicates:
+            rules.append("no near-duplicates")
+        if entry.strategy.framesift_object_score != "max":
+            rules.append(f"objects by {entry.strategy.framesift_object_score}")
     kind = f"{entry.strategy.type}[{', '.join(rules)}]" if rules else entry.strategy.type
     return f"{i}:{kind}:{what}"
 

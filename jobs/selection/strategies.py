@@ -106,12 +106,17 @@ class Diversity:
 
     def distances_to(self, row: np.ndarray) -> np.ndarray:
         """Every frame's distance to `row`: one matrix–vector product (block-wise for float16)."""
-        if self.x.dtype == np.float32:
-            return self._to_distance(self.x @ row)
-        out = np.empty(len(self.x), np.float32)
-        for start in range(0, len(self.x), self.BLOCK):
-            out[start : start + self.BLOCK] = self.x[start : start + self.BLOCK].astype(np.float32) @ row
-        return self._to_distance(out)
+        return self.distances_from(self.x, row)
+
+    @classmethod
+    def distances_from(cls, x: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """Every row of unit `x` (float32, or float16 widened in blocks) to unit `row`."""
+        if x.dtype == np.float32:
+            return cls._to_distance(x @ row)
+        out = np.empty(len(x), np.float32)
+        for start in range(0, len(x), cls.BLOCK):
+            out[start : start + cls.BLOCK] = x[start : start + cls.BLOCK].astype(np.float32) @ row
+        return cls._to_distance(out)
 
     def refresh(self, rows: np.ndarray) -> None:
         """Bring d of `rows` up to date with every pick."""
@@ -220,11 +225,8 @@ class NearDuplicates:
         self.threshold = threshold
 
     def exclude_near(self, row: int, alive: np.ndarray) -> None:
-        anchor = self.x[row].astype(np.float32)
-        for rows in row_blocks(len(self.x)):
-            sim = self.x[rows].astype(np.float32, copy=False) @ anchor
-            dist = np.sqrt(np.maximum(2.0 - 2.0 * sim, 0.0))
-            alive[rows] &= dist >= self.threshold
+        dist = Diversity.distances_from(self.x, np.asarray(self.x[row], np.float32))
+        alive &= dist >= self.threshold
 
 
 class ObjectDiversity:
