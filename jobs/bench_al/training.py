@@ -29,7 +29,7 @@ class Recipe:
     batch: int = 16
     mosaic: float = 1.0
     # Fine-tuning: chosen on the validation videos (24 random pool frames, seed 0; mAP50-95 on val:
-    # base 0.274, Ultralytics' auto AdamW 0.179-0.210, backbone frozen 0.270, SGD lr0 0.002 0.288)
+    # base 0.274, Ultralytics' auto AdamW 0.189-0.210, backbone frozen 0.270, SGD lr0 0.002 0.288)
     freeze: int = 0  # layers kept as the base has them (10: yolov8n's backbone)
     optimizer: str = "SGD"
     lr0: float = 0.002
